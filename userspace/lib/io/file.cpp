@@ -1,0 +1,104 @@
+#include "io/file.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace hrl {
+
+void throw_errno(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+File::File(File&& other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) { other.fd_ = -1; }
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = other.fd_;
+    path_ = std::move(other.path_);
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+File::~File() { close(); }
+
+void File::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+File File::open(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) throw_errno(errno, "open " + path);
+  return File(fd, path);
+}
+
+File File::open_direct(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_DIRECT | O_CLOEXEC);
+  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) throw_errno(errno, "open " + path);
+  return File(fd, path);
+}
+
+bool File::direct() const { return (fcntl(fd_, F_GETFL) & O_DIRECT) != 0; }
+
+uint64_t File::size() const {
+  struct stat st;
+  if (fstat(fd_, &st) < 0) throw_errno(errno, "stat " + path_);
+  if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (ioctl(fd_, BLKGETSIZE64, &bytes) < 0) throw_errno(errno, "BLKGETSIZE64 " + path_);
+    return bytes;
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+bool File::is_block_device() const {
+  struct stat st;
+  if (fstat(fd_, &st) < 0) throw_errno(errno, "stat " + path_);
+  return S_ISBLK(st.st_mode);
+}
+
+void File::read_at(std::span<std::byte> buf, uint64_t offset) const {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno(errno, "read " + path_ + " at " + std::to_string(offset + done));
+    if (n == 0) throw_errno(EIO, "read " + path_ + ": end of file at " + std::to_string(offset + done));
+    done += static_cast<size_t>(n);
+  }
+}
+
+void File::write_at(std::span<const std::byte> buf, uint64_t offset) const {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno(errno, "write " + path_ + " at " + std::to_string(offset + done));
+    done += static_cast<size_t>(n);
+  }
+}
+
+void File::datasync() const {
+  if (::fdatasync(fd_) < 0) throw_errno(errno, "fdatasync " + path_);
+}
+
+AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
+  size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded ? rounded : kAlign);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, rounded ? rounded : kAlign);
+  mem_.reset(static_cast<std::byte*>(p));
+}
+
+}  // namespace hrl

@@ -1,0 +1,76 @@
+// RAII owners for file descriptors and aligned memory, and the synchronous
+// positional I/O that everything else builds on.
+#pragma once
+
+#include <fcntl.h>  // the O_* flags File::open takes
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <system_error>
+
+namespace hrl {
+
+// Throws std::system_error naming the operation and the file.
+[[noreturn]] void throw_errno(int err, const std::string& what);
+
+class File {
+ public:
+  File() = default;
+  File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  ~File();
+
+  // open(2) with the given flags; throws with the path on failure.
+  static File open(const std::string& path, int flags, mode_t mode = 0644);
+  // Opens with O_DIRECT, or without it where the filesystem refuses it
+  // (EINVAL), so tests on any filesystem still read the same bytes.
+  static File open_direct(const std::string& path, int flags);
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  bool is_open() const { return fd_ >= 0; }
+  bool direct() const;
+
+  // Size in bytes of a regular file or a block device.
+  uint64_t size() const;
+  bool is_block_device() const;
+
+  // Whole-buffer positional I/O: loops over short transfers and EINTR.
+  void read_at(std::span<std::byte> buf, uint64_t offset) const;
+  void write_at(std::span<const std::byte> buf, uint64_t offset) const;
+  void datasync() const;
+  void close();
+
+ private:
+  int fd_ = -1;
+  std::string path_;
+};
+
+// Memory aligned for O_DIRECT (4 KiB covers 512e and 4Kn devices).
+class AlignedBuffer {
+ public:
+  static constexpr size_t kAlign = 4096;
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t bytes);  // zero-filled
+
+  std::byte* data() { return mem_.get(); }
+  const std::byte* data() const { return mem_.get(); }
+  size_t size() const { return size_; }
+  std::span<std::byte> span() { return {mem_.get(), size_}; }
+  std::span<const std::byte> span() const { return {mem_.get(), size_}; }
+
+ private:
+  struct Free {
+    void operator()(std::byte* p) const { std::free(p); }
+  };
+  std::unique_ptr<std::byte, Free> mem_;
+  size_t size_ = 0;
+};
+
+}  // namespace hrl

@@ -1,0 +1,20 @@
+// Writing a new, empty log: the superblock slots, zeroed bitmaps, a clean ring.
+#pragma once
+
+#include <cstdint>
+
+#include "log/superblock.h"
+
+namespace hrl {
+
+struct FormatOptions {
+  uint64_t ring_bytes = 0;  // 0: all the space after the bitmaps
+  uint32_t bitmap_block = HRL_DEFAULT_BITMAP_BLOCK;
+  uint32_t max_payload = HRL_DEFAULT_MAX_PAYLOAD;
+};
+
+// Formats log for a data device of data_sectors. The new volume is marked
+// clean and resync-required (new-volume): its replica starts empty.
+Superblock format_log(const File& log, uint64_t data_sectors, const FormatOptions& opt);
+
+}  // namespace hrl
