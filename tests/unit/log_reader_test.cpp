@@ -92,13 +92,18 @@ TEST(LogReader, WindowGeometryDoesNotChangeWhatIsRead) {
   }
   auto reference = read_all(p.log);
   ASSERT_GT(reference.size(), 290u);
-  for (auto [chunk, depth] : {std::pair{4096u, 2u}, std::pair{8192u, 3u}, std::pair{65536u, 5u}}) {
+  struct Geometry {
+    uint32_t chunk;
+    unsigned depth, window;
+  };
+  // The window must hold the largest record (256 KiB here) plus a chunk.
+  for (Geometry g : {Geometry{4096, 2, 66}, Geometry{4096, 66, 66}, Geometry{8192, 3, 40}, Geometry{65536, 5, 5},
+                     Geometry{65536, 2, 7}}) {
     LogReaderOptions opt;
-    opt.chunk_bytes = chunk;
-    opt.queue_depth = depth;
-    // A record larger than the window cannot be read; keep the window above the largest record here.
-    if (uint64_t{chunk} * depth < 256 * 1024 + 512) opt.queue_depth = (256 * 1024 + 512) / chunk + 2;
-    EXPECT_EQ(read_all(p.log, opt), reference) << "chunk " << chunk << " depth " << opt.queue_depth;
+    opt.chunk_bytes = g.chunk;
+    opt.queue_depth = g.depth;
+    opt.window_chunks = g.window;
+    EXPECT_EQ(read_all(p.log, opt), reference) << "chunk " << g.chunk << " depth " << g.depth << " window " << g.window;
   }
 }
 

@@ -32,10 +32,11 @@ LogReader::LogReader(const std::string& log_path, LogReaderOptions options)
   opt_.chunk_bytes = std::max<uint32_t>(HRL_LOG_BLOCK, opt_.chunk_bytes / HRL_LOG_BLOCK * HRL_LOG_BLOCK);
   opt_.chunk_bytes = static_cast<uint32_t>(std::min<uint64_t>(opt_.chunk_bytes, sb_.ring_bytes));
   opt_.queue_depth = std::max(2u, opt_.queue_depth);
+  opt_.window_chunks = std::max(opt_.queue_depth, opt_.window_chunks);
   io_ = make_io_backend(opt_.backend, opt_.queue_depth);
-  window_ = AlignedBuffer(static_cast<size_t>(opt_.chunk_bytes) * opt_.queue_depth);
+  window_ = AlignedBuffer(static_cast<size_t>(opt_.chunk_bytes) * opt_.window_chunks);
   bounce_ = AlignedBuffer(hrl_record_span(sb_.max_payload));
-  slots_.resize(opt_.queue_depth);
+  slots_.resize(opt_.window_chunks);
   pos_ = {sb_.tail_seq, sb_.tail_offset};
 }
 
@@ -78,7 +79,7 @@ void LogReader::reset_window() {
 }
 
 void LogReader::fill_window() {
-  while (used_ < slots_.size()) {
+  while (used_ < slots_.size() && io_->in_flight() < io_->queue_depth()) {
     unsigned i = (first_ + used_) % static_cast<unsigned>(slots_.size());
     Slot& s = slots_[i];
     s.len = static_cast<uint32_t>(std::min<uint64_t>(opt_.chunk_bytes, sb_.ring_bytes - read_ring_));
@@ -126,9 +127,16 @@ std::span<const std::byte> LogReader::bytes_at(uint64_t stream_pos, uint64_t len
   unsigned start = (first_ + k) % n;
   uint64_t end = stream_pos + len;
   for (unsigned j = k;; j++) {
-    if (j >= used_) throw std::logic_error("LogReader: record larger than the read window");
+    while (j >= used_) {  // the record's later chunks are not being read yet
+      if (used_ == slots_.size()) throw std::logic_error("LogReader: record larger than the read window");
+      reap(true);
+      fill_window();
+    }
     Slot& s = slots_[(first_ + j) % n];
-    while (s.state != Slot::Ready) reap(true);
+    while (s.state != Slot::Ready) {
+      reap(true);
+      fill_window();  // keep the queue full while the front read is slow
+    }
     if (s.stream + s.len >= end) {
       const std::byte* base = window_.data() + start * chunk + (stream_pos - slots_[start].stream);
       if (start + (j - k) < n) return {base, len};  // contiguous in memory

@@ -47,6 +47,9 @@ struct ReadResult {
 struct LogReaderOptions {
   uint32_t chunk_bytes = 1u << 20;  // one read
   unsigned queue_depth = 16;        // reads in flight
+  // Chunks of memory in the read window. More than queue_depth, so one slow
+  // read at the front does not stop the reads behind it (head-of-line).
+  unsigned window_chunks = 48;
   IoBackendKind backend = IoBackendKind::Auto;
 };
 
@@ -90,7 +93,7 @@ class LogReader {
   AlignedBuffer bounce_;  // a record crossing the end of the window
   std::vector<Slot> slots_;
   unsigned first_ = 0;    // oldest slot in stream order
-  unsigned used_ = 0;     // slots reading or read
+  unsigned used_ = 0;     // slots reading or read (in flight: io_->in_flight())
   uint64_t read_ring_ = 0;    // ring offset of the next read
   uint64_t read_stream_ = 0;  // stream offset of the next read
 
