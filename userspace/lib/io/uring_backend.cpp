@@ -10,7 +10,12 @@ namespace {
 class UringBackend final : public IoBackend {
  public:
   explicit UringBackend(unsigned depth) : IoBackend(depth) {
-    int rc = io_uring_queue_init(depth, &ring_, 0);
+    // Completion work runs when we enter the kernel instead of interrupting
+    // us (as fio sets it); kernels before 5.19 refuse the flag: plain ring.
+    io_uring_params p{};
+    p.flags = IORING_SETUP_COOP_TASKRUN;
+    int rc = io_uring_queue_init_params(depth, &ring_, &p);
+    if (rc == -EINVAL) rc = io_uring_queue_init(depth, &ring_, 0);
     if (rc < 0) throw_errno(-rc, "io_uring_queue_init");
   }
   ~UringBackend() override { io_uring_queue_exit(&ring_); }

@@ -107,14 +107,17 @@ void LogReader::reap(bool block) {
   }
 }
 
-void LogReader::release_consumed() {
+unsigned LogReader::release_consumed() {
+  unsigned released = 0;
   while (used_ > 0) {
     Slot& s = slots_[first_];
     if (s.state != Slot::Ready || s.stream + s.len > pos_stream_) break;
     s.state = Slot::Free;
     first_ = (first_ + 1) % static_cast<unsigned>(slots_.size());
     used_--;
+    released++;
   }
+  return released;
 }
 
 // Returns the stream bytes [stream_pos, stream_pos + len), waiting for their
@@ -175,7 +178,9 @@ ReadResult LogReader::next(LogRecord& rec) {
     pending_span_ = 0;
   }
   if (need_reset_) reset_window();
-  release_consumed();
+  // Once per chunk consumed, collect the reads that finished meanwhile, so
+  // their places in the queue go to new reads without waiting for a stall.
+  if (release_consumed()) reap(false);
   fill_window();
 
   std::string why;

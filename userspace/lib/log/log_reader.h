@@ -80,7 +80,7 @@ class LogReader {
   void reset_window();
   void fill_window();
   void reap(bool block);
-  void release_consumed();
+  unsigned release_consumed();
   std::span<const std::byte> bytes_at(uint64_t stream_pos, uint64_t len);
   ReadResult stop(RecordVerdict v, std::string detail);
 
