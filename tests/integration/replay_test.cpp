@@ -20,6 +20,22 @@ namespace {
 
 class Replay : public ::testing::TestWithParam<IoBackendKind> {};
 
+// Applies every valid record of the log onto the target through io; returns
+// where the log ended and the applier's counts.
+std::pair<ReadResult, ApplyStats> replay_all(const std::string& log, const std::string& target_path, IoBackend& io,
+                                             IoBackendKind reader_backend = IoBackendKind::Auto) {
+  LogReaderOptions ro;
+  ro.backend = reader_backend;
+  LogReader reader(log, ro);
+  File target = File::open(target_path, O_RDWR);
+  RecordApplier applier(target, reader.superblock().data_sectors, io);
+  LogRecord rec;
+  ReadResult r;
+  while ((r = reader.next(rec)).status == ReadStatus::Record) applier.apply(rec);
+  applier.finish();
+  return {r, applier.stats()};
+}
+
 TEST_P(Replay, ReplayingTheLogReproducesTheImage) {
   test::LogPair p(64 << 20, 320 << 20);
   std::mt19937_64 rng(21);
@@ -42,18 +58,10 @@ TEST_P(Replay, ReplayingTheLogReproducesTheImage) {
   ASSERT_FALSE(LogReader(p.log).superblock().has(HRL_SB_BITMAP_MODE)) << "the workload must fit the ring";
   ASSERT_NE(test::compare_files(p.data, replica), "");
 
-  LogReaderOptions ro;
-  ro.backend = GetParam();
-  LogReader reader(p.log, ro);
   auto io = make_io_backend(GetParam(), 16);
-  File target = File::open(replica, O_RDWR);
-  RecordApplier applier(target, reader.superblock().data_sectors, *io);
-  LogRecord rec;
-  ReadResult r;
-  while ((r = reader.next(rec)).status == ReadStatus::Record) applier.apply(rec);
-  applier.finish();
+  auto [r, stats] = replay_all(p.log, replica, *io, GetParam());
   EXPECT_EQ(r.status, ReadStatus::End) << r.describe();
-  EXPECT_EQ(applier.stats().discards, wl.discards);
+  EXPECT_EQ(stats.discards, wl.discards);
   EXPECT_EQ(test::compare_files(p.data, replica), "");
 }
 
@@ -72,13 +80,8 @@ TEST(Replay, OverlappingWritesKeepLogOrder) {
     for (int i = 0; i < 300; i++) w.write(8 * (rng() % 3), test::random_bytes(rng, 4096 * (1 + rng() % 2)));
     w.close();
   }
-  LogReader reader(p.log);
   auto io = make_io_backend(IoBackendKind::Auto, 32);
-  File target = File::open(replica, O_RDWR);
-  RecordApplier applier(target, reader.superblock().data_sectors, *io);
-  LogRecord rec;
-  while (reader.next(rec).status == ReadStatus::Record) applier.apply(rec);
-  applier.finish();
+  replay_all(p.log, replica, *io);
   EXPECT_EQ(test::compare_files(p.data, replica), "");
 }
 
@@ -120,13 +123,8 @@ TEST(Replay, OverlapsKeepLogOrderWhenTheDeviceReorders) {
     for (int i = 0; i < 300; i++) w.write(8 * (rng() % 64), test::random_bytes(rng, 4096 * (1 + rng() % 4)));
     w.close();
   }
-  LogReader reader(p.log);
   ReversingBackend io(16);
-  File target = File::open(replica, O_RDWR);
-  RecordApplier applier(target, reader.superblock().data_sectors, io);
-  LogRecord rec;
-  while (reader.next(rec).status == ReadStatus::Record) applier.apply(rec);
-  applier.finish();
+  replay_all(p.log, replica, io);
   EXPECT_EQ(test::compare_files(p.data, replica), "");
 }
 
