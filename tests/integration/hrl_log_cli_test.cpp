@@ -177,3 +177,22 @@ TEST_F(HrlLogCli, BadInputGetsAClearError) {
 
 }  // namespace
 }  // namespace hrl
+
+namespace hrl {
+namespace {
+
+TEST(HrlLogCliFormat, AssumeInSyncSkipsTheInitialResync) {
+  test::TempDir dir;
+  std::string data = test::make_file(dir.file("data.img"), 16 << 20);
+  std::string log = test::make_file(dir.file("log.img"), 32 << 20);
+  std::string cmd = std::string(HRL_LOG_BIN) + " format " + log + " --data " + data + " --assume-in-sync >/dev/null";
+  ASSERT_EQ(system(cmd.c_str()), 0);
+  Superblock sb = read_superblock(File::open(log, O_RDONLY));
+  EXPECT_EQ(sb.flags, HRL_SB_CLEAN);
+  EXPECT_EQ(sb.resync_reason, HRL_REASON_NONE);
+  LogWriter w(log, data);
+  EXPECT_EQ(w.status().mode, TrackingMode::Journal);
+}
+
+}  // namespace
+}  // namespace hrl

@@ -60,6 +60,9 @@ json superblock_json(const Superblock& sb) {
               {"data_sectors", sb.data_sectors},
               {"bitmap_block", sb.bitmap_block},
               {"max_payload", sb.max_payload},
+              {"bitmap_offset", sb.bitmap_offset},
+              {"resync_offset", sb.resync_offset},
+              {"bitmap_bytes", sb.bitmap_bytes},
               {"ring_offset", sb.ring_offset},
               {"ring_bytes", sb.ring_bytes},
               {"tail_seq", sb.tail_seq},
@@ -294,6 +297,8 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false));
   format->add_option("--max-payload", fopt.max_payload, "largest record payload")->transform(CLI::AsSizeValue(false));
   format->add_flag("--force", force, "format over an existing hrl log");
+  format->add_flag("--assume-in-sync", fopt.assume_in_sync,
+                   "the replica already equals the data device: no initial resync");
 
   auto* dump = app.add_subcommand("dump", "print the superblock and the records from the tail");
   dump->add_option("log", log_path, "log device or file")->required();

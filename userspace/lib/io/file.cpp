@@ -93,6 +93,18 @@ void File::datasync() const {
   if (::fdatasync(fd_) < 0) throw_errno(errno, "fdatasync " + path_);
 }
 
+void File::zero_range(uint64_t offset, uint64_t len) const {
+  if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0)
+    return;
+  int err = errno;
+  if ((err == EOPNOTSUPP || err == EINVAL) && is_block_device()) {
+    uint64_t range[2] = {offset, len};
+    if (ioctl(fd_, BLKZEROOUT, range) == 0) return;
+    err = errno;
+  }
+  throw_errno(err, "zero " + std::to_string(len) + " bytes at " + std::to_string(offset) + " of " + path_);
+}
+
 AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
   size_t rounded = (bytes + kAlign - 1) / kAlign * kAlign;
   void* p = std::aligned_alloc(kAlign, rounded ? rounded : kAlign);

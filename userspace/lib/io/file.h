@@ -45,6 +45,9 @@ class File {
   void read_at(std::span<std::byte> buf, uint64_t offset) const;
   void write_at(std::span<const std::byte> buf, uint64_t offset) const;
   void datasync() const;
+  // Makes [offset, offset + len) read as zeros: a hole in a file, discard or
+  // write-zeroes on a block device, written zeros where neither is offered.
+  void zero_range(uint64_t offset, uint64_t len) const;
   void close();
 
  private:

@@ -11,10 +11,15 @@ struct FormatOptions {
   uint64_t ring_bytes = 0;  // 0: all the space after the bitmaps
   uint32_t bitmap_block = HRL_DEFAULT_BITMAP_BLOCK;
   uint32_t max_payload = HRL_DEFAULT_MAX_PAYLOAD;
+  // The replica is known to equal the data device (both new and zeroed, or
+  // copied while nothing wrote): skip the initial full resync (DRBD's
+  // --clear-bitmap). Wrong use leaves the replica silently different.
+  bool assume_in_sync = false;
 };
 
 // Formats log for a data device of data_sectors. The new volume is marked
-// clean and resync-required (new-volume): its replica starts empty.
+// clean and resync-required (new-volume): its replica starts empty, unless
+// opt.assume_in_sync.
 Superblock format_log(const File& log, uint64_t data_sectors, const FormatOptions& opt);
 
 }  // namespace hrl

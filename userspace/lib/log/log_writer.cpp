@@ -214,11 +214,9 @@ uint64_t LogWriter::flush_barrier() {
 uint64_t LogWriter::discard(uint64_t sector, uint32_t nr_sectors) {
   if (nr_sectors == 0) throw std::invalid_argument("empty discard");
   check_range(sector, nr_sectors);
-  // Punching a hole reads back as zeros, on files and block devices alike,
-  // which is what a replica applies for a DISCARD.
-  if (fallocate(data_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(sector * HRL_SECTOR_SIZE),
-                static_cast<off_t>(uint64_t{nr_sectors} * HRL_SECTOR_SIZE)) < 0)
-    throw_errno(errno, "discard on " + data_.path());
+  // The range reads back as zeros afterwards, which is what a replica
+  // applies for a DISCARD.
+  data_.zero_range(sector * HRL_SECTOR_SIZE, uint64_t{nr_sectors} * HRL_SECTOR_SIZE);
   uint64_t seq = 0;
   if (sb_.has(HRL_SB_BITMAP_MODE) || !append(HRL_REC_DISCARD, 0, sector, nr_sectors, {}, seq)) {
     if (!sb_.has(HRL_SB_BITMAP_MODE)) enter_bitmap_mode();

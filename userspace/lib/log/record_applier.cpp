@@ -80,10 +80,7 @@ void RecordApplier::apply(const LogRecord& rec) {
     }
     case HRL_REC_DISCARD:
       drain();
-      if (fallocate(target_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    static_cast<off_t>(h.sector * HRL_SECTOR_SIZE),
-                    static_cast<off_t>(uint64_t{h.nr_sectors} * HRL_SECTOR_SIZE)) < 0)
-        throw_errno(errno, "discard on " + target_.path());
+      target_.zero_range(h.sector * HRL_SECTOR_SIZE, uint64_t{h.nr_sectors} * HRL_SECTOR_SIZE);
       stats_.discards++;
       break;
     case HRL_REC_MARK:

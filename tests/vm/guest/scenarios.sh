@@ -1,0 +1,134 @@
+# Scenarios run inside the guest by /init. Disks: vda data, vdb log, vdc spare.
+# The host formats the log before the boot and checks the images after it;
+# these functions do the kernel's part and print what the host needs.
+# A line "CHECK: <what>" is a fact the host asserts; "fail <why>" ends the run.
+
+fail() { echo "GUEST-FAIL: $*"; return 1; }
+sect() { blockdev --getsz "$1"; }
+create() { echo "0 $(sect /dev/vda) hrl /dev/vda /dev/vdb" | dmsetup create hrl0; }
+status() { dmsetup status hrl0 | cut -d' ' -f4-; }
+field() { status | cut -d' ' -f"$1"; }  # 1 mode 2 head 3 tail 4 used 5 ring 6 dirty 7 resync 8 take 9 reason 10 flags
+flushes() { awk -v d="$1" '$3 == d { print $19 }' /proc/diskstats; }  # flushes completed
+
+# 1. Replay equivalence under fio: random and sequential writes, 4 KiB to 1 MiB, iodepth 16, verified.
+scenario_replay() {
+  create || return 1
+  fio --name=rand --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+      --rw=randwrite --bssplit=4k/40:16k/20:64k/20:256k/10:1m/10 --size=24m --offset=0 \
+      --verify=crc32c --do_verify=1 --randrepeat=0 --output-format=terse >/tmp/fio1 || fail "fio random" || return 1
+  fio --name=seq --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+      --rw=write --bs=1m --size=16m --offset=24m --verify=crc32c --do_verify=1 \
+      --output-format=terse >/tmp/fio2 || fail "fio sequential" || return 1
+  echo "CHECK: fio verify passed"
+  echo "STATUS: $(status)"
+  [ "$(field 1)" = journal ] || fail "mode $(field 1)" || return 1
+  dmsetup remove hrl0
+}
+
+# 2. FLUSH and FUA reach both devices, and the log records them.
+scenario_flush_fua() {
+  create || return 1
+  for d in vda vdb; do echo "cache $d: $(cat /sys/block/$d/queue/write_cache)"; done
+  a0=$(flushes vda) b0=$(flushes vdb)
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=4 seek=100 conv=fsync 2>/dev/null || return 1
+  a1=$(flushes vda) b1=$(flushes vdb)
+  echo "flushes after fsync: vda $a0 -> $a1, vdb $b0 -> $b1"
+  [ "$a1" -gt "$a0" ] && [ "$b1" -gt "$b0" ] || fail "a flush did not reach both devices" || return 1
+  fio --name=fua --filename=/dev/mapper/hrl0 --rw=write --bs=4k --size=4k --offset=800k \
+      --direct=1 --sync=1 --ioengine=psync --output-format=terse >/dev/null || fail "O_SYNC write" || return 1
+  a2=$(flushes vda) b2=$(flushes vdb)
+  echo "flushes after O_DSYNC write: vda $a1 -> $a2, vdb $b1 -> $b2"
+  [ "$a2" -gt "$a1" ] && [ "$b2" -gt "$b1" ] || fail "a FUA write was not durable on both devices" || return 1
+  echo "CHECK: flush and FUA reached both devices"
+  dmsetup remove hrl0
+}
+
+# 3. Discards are journaled (and the host replays them).
+scenario_discard() {
+  create || return 1
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=1M count=8 oflag=direct 2>/dev/null || return 1
+  blkdiscard -o $((2 << 20)) -l $((1 << 20)) /dev/mapper/hrl0 || fail "blkdiscard" || return 1
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=2 seek=1000 oflag=direct 2>/dev/null || return 1  # after, outside the hole
+  echo "STATUS: $(status)"
+  dmsetup remove hrl0
+}
+
+# 4a. A 1 MiB ring overflows: bitmap mode, reported; the bitmap survives removal.
+scenario_overflow() {
+  create || return 1
+  i=0
+  while [ $i -lt 600 ]; do  # 600 4 KiB writes, block 7i mod 8192: 2.7 MiB with headers
+    dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=$(( (i * 7) % 8192 )) oflag=direct 2>/dev/null || return 1
+    i=$((i + 1))
+  done
+  echo "STATUS: $(status)"
+  [ "$(field 1)" = bitmap ] && [ "$(field 9)" = ring-overflow ] || fail "not in bitmap mode" || return 1
+  [ "$(field 6)" -gt 0 ] || fail "no dirty blocks" || return 1
+  echo "DIRTY: $(field 6)"
+  dmsetup message hrl0 0 mark refused-in-bitmap-mode && fail "a mark was accepted in bitmap mode" && return 1
+  dmsetup remove hrl0
+}
+
+# 4b. Reloaded: still bitmap mode with the same bits; ack + take_bitmap: journal mode again.
+scenario_overflow_handover() {
+  create || return 1
+  echo "STATUS-RELOAD: $(status)"
+  head=$(field 2)
+  dmsetup message hrl0 0 ack $((head - 1)) || fail "ack" || return 1
+  echo "AFTER-ACK: $(status)"
+  echo "TAKE: $(dmsetup message hrl0 0 take_bitmap)"
+  echo "AFTER-TAKE: $(status)"
+  [ "$(field 1)" = journal ] || fail "still $(field 1) after ack and take_bitmap" || return 1
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=5 oflag=direct 2>/dev/null || return 1
+  [ "$(field 2)" -gt "$head" ] || fail "the write after the handover was not journaled" || return 1
+  echo "AFTER-WRITE: $(status)"
+  dmsetup remove hrl0
+}
+
+# 5a. Writes, then the host kills qemu in the middle of them.
+scenario_crash() {
+  create || return 1
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=16 oflag=direct 2>/dev/null
+  echo "HRL-KILL-ME-NOW"
+  i=0
+  while true; do
+    dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=1 seek=$((i % 512)) oflag=direct 2>/dev/null
+    i=$((i + 1))
+  done
+}
+
+# 5b. The next load after the crash.
+scenario_after_crash() {
+  create || return 1
+  echo "STATUS-AFTER-CRASH: $(status)"
+  [ "$(field 1)" = resync-required ] && [ "$(field 9)" = unclean-shutdown ] || fail "no resync-required (unclean-shutdown)" || return 1
+  dmsetup remove hrl0
+}
+
+# 6. ack frees space and survives reload; bad tables and messages get clear errors.
+scenario_ack_errors() {
+  create || return 1
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=8 oflag=direct 2>/dev/null || return 1
+  echo "BEFORE-ACK: $(status)"
+  used=$(field 4)
+  dmsetup message hrl0 0 ack 4 || fail "ack 4" || return 1
+  echo "AFTER-ACK: $(status)"
+  [ "$(field 3)" = 5 ] && [ "$(field 4)" -lt "$used" ] || fail "ack did not free space" || return 1
+  echo "MARK: $(dmsetup message hrl0 0 mark before-upgrade)"
+  for m in "ack 999999999" "ack banana" "frobnicate" "mark" "end_resync"; do
+    dmsetup message hrl0 0 $m 2>/dev/null && fail "message '$m' was accepted" && return 1
+    echo "REFUSED-MESSAGE: $m"
+  done
+  dmsetup remove hrl0
+  create || return 1
+  echo "RELOADED: $(status)"
+  [ "$(field 3)" = 5 ] || fail "tail did not survive the reload" || return 1
+  dmsetup remove hrl0
+  n=$(sect /dev/vda)
+  for t in "0 $n hrl /dev/vda" "0 $((n - 8)) hrl /dev/vda /dev/vdb" "0 $n hrl /dev/vda /dev/vdc" \
+           "0 $n hrl /dev/vda /dev/vda" "0 $n hrl /dev/vda /dev/vdb 1 bogus" "0 $n hrl /dev/nothere /dev/vdb"; do
+    echo "$t" | dmsetup create bad 2>/dev/null && fail "table '$t' was accepted" && return 1
+    echo "REFUSED-TABLE: $t"
+  done
+  echo "CHECK: the kernel is still alive"
+}

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""The VM tier: the real dm-hrl module in Debian's 6.1 LTS and 6.12 LTS kernels.
+
+For each kernel: fetch it (apt-get download, cached), build the module with
+W=1 (a warning fails the tier), build an initramfs (busybox, dmsetup, fio,
+the modules), and boot it under qemu TCG once per scenario. The guest does the
+kernel's part (tests/vm/guest/scenarios.sh); this script prepares the disk
+images, reads the console, and checks the images afterwards with the real
+hrl-log: replayed bytes, records, bitmaps.
+
+    tests/vm/vmtest.py --build build [--kernels 6.1,6.12] [--only replay,...]
+Prints a line per scenario and kernel, then "vm: N passed, M failed".
+"""
+import argparse
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MIB = 1 << 20
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+class Kernel:
+    """A Debian kernel, the module built for it, and a bootable initramfs."""
+
+    def __init__(self, series, cache, work):
+        self.series = series
+        self.kver = run([f"{ROOT}/tests/vm/fetch-kernel", series, cache]).strip()
+        self.root = f"{cache}/{self.kver}/root"
+        self.vmlinux = f"{cache}/{self.kver}/vmlinux"
+        self.work = f"{work}/{self.kver}"
+        os.makedirs(self.work, exist_ok=True)
+        self.module = self.build_module()
+        self.initrd = self.build_initrd()
+
+    def kbuild(self, moddir, *targets):
+        src = f"{self.root}/usr/src"
+        common = self.kver.removesuffix("-amd64") + "-common"
+        return subprocess.run(
+            ["make", "-C", f"{src}/linux-headers-{self.kver}", "-f", f"{src}/linux-headers-{common}/Makefile",
+             f"M={moddir}", "W=1", *targets], text=True, capture_output=True)
+
+    def build_module(self):
+        moddir = f"{self.work}/module"
+        shutil.rmtree(moddir, ignore_errors=True)
+        shutil.copytree(f"{ROOT}/driver", moddir)
+        if not os.path.exists(f"{self.work}/include"):  # the Kbuild's -I$(src)/../include
+            os.symlink(f"{ROOT}/include", f"{self.work}/include")
+        r = self.kbuild(moddir, "modules")
+        out = r.stdout + r.stderr
+        warnings = [l for l in out.splitlines() if "warning:" in l or "error:" in l]
+        if r.returncode or warnings:
+            sys.exit(f"dm-hrl does not build cleanly (W=1) for {self.kver}:\n{out}")
+        print(f"  built dm-hrl.ko for {self.kver} with W=1: no warnings", flush=True)
+        return f"{moddir}/dm-hrl.ko"
+
+    def module_files(self, names):
+        """The .ko files (decompressed) for names and their dependencies, in load order."""
+        run(["depmod", "-b", self.root, self.kver])
+        order, seen = [], set()
+        for name in names:
+            out = run(["modprobe", "-d", self.root, "-S", self.kver, "--show-depends", name])
+            for line in out.splitlines():
+                if line.startswith("insmod "):
+                    path = line.split()[1]
+                    if path not in seen:
+                        seen.add(path)
+                        order.append(path)
+        return order
+
+    def build_initrd(self):
+        stage = f"{self.work}/initramfs"
+        shutil.rmtree(stage, ignore_errors=True)
+        for d in ("bin", "sbin", "lib/modules", "dev", "proc", "sys", "tmp", "run"):
+            os.makedirs(f"{stage}/{d}", exist_ok=True)
+        shutil.copy("/bin/busybox", f"{stage}/bin/busybox")
+        shutil.copy(f"{ROOT}/tests/vm/guest/init", f"{stage}/init")
+        os.chmod(f"{stage}/init", 0o755)
+        shutil.copy(f"{ROOT}/tests/vm/guest/scenarios.sh", f"{stage}/scenarios.sh")
+        for binary in ("/usr/sbin/dmsetup", shutil.which("fio")):
+            shutil.copy(binary, f"{stage}/sbin/")
+            for lib in run(["ldd", binary]).split():
+                if lib.startswith("/") and os.path.exists(lib):
+                    os.makedirs(stage + os.path.dirname(lib), exist_ok=True)
+                    shutil.copy(lib, stage + lib)
+        names = []
+        for path in self.module_files(["virtio_pci", "virtio_blk", "dm-mod", "dm-log-writes"]):
+            name = os.path.basename(path).split(".ko")[0]
+            with open(f"{stage}/lib/modules/{name}.ko", "wb") as f:
+                if path.endswith(".xz"):
+                    f.write(subprocess.run(["xz", "-dc", path], check=True, capture_output=True).stdout)
+                elif path.endswith(".zst"):
+                    f.write(subprocess.run(["zstd", "-dc", path], check=True, capture_output=True).stdout)
+                else:
+                    f.write(open(path, "rb").read())
+            names.append(name)
+        run(["strip", "--strip-debug", "-o", f"{stage}/lib/modules/dm-hrl.ko", self.module])
+        names.append("dm-hrl")
+        with open(f"{stage}/modules.order", "w") as f:
+            f.write("\n".join(names) + "\n")
+        initrd = f"{self.work}/initrd.cpio"
+        files = subprocess.run(["find", "."], cwd=stage, check=True, capture_output=True).stdout
+        with open(initrd, "wb") as out:
+            subprocess.run(["cpio", "--null", "-o", "-H", "newc", "--quiet"], cwd=stage, check=True,
+                           input=files.replace(b"\n", b"\0"), stdout=out)
+        return initrd
+
+    def boot(self, scenario, disks, timeout=240, kill_marker=None):
+        """Boots the guest on the disk images; returns the console text."""
+        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "768", "-smp", "1",
+               "-nodefaults", "-nographic", "-no-reboot", "-serial", "stdio",
+               "-kernel", self.vmlinux, "-initrd", self.initrd,
+               "-append", f"console=ttyS0 quiet panic=-1 mitigations=off hrl.scenario={scenario}"]
+        for d in disks:
+            cmd += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,discard=unmap"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        lines, killer = [], None
+        timer = threading.Timer(timeout, p.kill)
+        timer.start()
+        for raw in p.stdout:
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            lines.append(line)
+            if kill_marker and kill_marker in line and not killer:
+                killer = threading.Timer(1.5, p.kill)  # in the middle of the writes that follow
+                killer.start()
+        p.wait()
+        timer.cancel()
+        return "\n".join(lines)
+
+
+# ---- host side of the scenarios -------------------------------------------
+
+class Check:
+    def __init__(self, name, kernel):
+        self.name, self.kernel, self.errors, self.console = name, kernel, [], ""
+
+    def expect(self, cond, what):
+        if not cond:
+            self.errors.append(what)
+        return cond
+
+
+def hrl_log(build, *args, check=True):
+    p = subprocess.run([f"{build}/userspace/hrl-log", *args], text=True, capture_output=True)
+    if check and p.returncode:
+        raise RuntimeError(f"hrl-log {' '.join(args)} failed ({p.returncode}): {p.stdout}{p.stderr}")
+    return p
+
+
+def dump(build, log):
+    return json.loads(hrl_log(build, "dump", "--json", log).stdout)
+
+
+def make_images(work, data_mib=64, log_mib=64, ring=None, spare_mib=8, random_data=True):
+    os.makedirs(work, exist_ok=True)
+    data, log, spare = f"{work}/data.img", f"{work}/log.img", f"{work}/spare.img"
+    with open(data, "wb") as f:
+        if random_data:
+            f.write(os.urandom(data_mib * MIB))
+        else:
+            f.truncate(data_mib * MIB)
+    for path, size in ((log, log_mib), (spare, spare_mib)):
+        with open(path, "wb") as f:
+            f.truncate(size * MIB)
+    return data, log, spare
+
+
+def format_log(build, log, data, ring=None):
+    args = ["format", log, "--data", data, "--assume-in-sync"]
+    if ring:
+        args += ["--ring-size", ring]
+    hrl_log(build, *args)
+
+
+def guest_lines(console, prefix):
+    return [l.split(prefix, 1)[1].strip() for l in console.splitlines() if prefix in l]
+
+
+def passed_in_guest(c, console):
+    c.console = console
+    return c.expect("=== RESULT: PASS" in console, "the guest scenario failed")
+
+
+def files_equal(a, b):
+    return subprocess.run(["cmp", "-s", a, b]).returncode == 0
+
+
+def replay_equivalent(c, build, work, data, log, base):
+    v = hrl_log(build, "verify", log, check=False)
+    c.expect(v.returncode == 0, f"hrl-log verify: {v.stdout}{v.stderr}")
+    hrl_log(build, "replay", log, base)
+    c.expect(files_equal(data, base), "the replayed copy differs from the data disk")
+
+
+def scenario_replay(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=48, log_mib=96)
+    format_log(build, log, data)
+    base = f"{work}/copy.img"
+    shutil.copy(data, base)
+    if not passed_in_guest(c, k.boot("replay", [data, log, spare])):
+        return
+    records = dump(build, log)["records"]
+    sizes = {r["sectors"] for r in records if r["type"] == "WRITE"}
+    c.expect(len(records) > 100 and max(sizes) >= 1024 and min(sizes) <= 8,
+             f"expected many writes from 4 KiB to 512 KiB records, got {len(records)} records, sizes {sorted(sizes)[:5]}..")
+    replay_equivalent(c, build, work, data, log, base)
+
+
+def scenario_flush_fua(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=16, log_mib=16)
+    format_log(build, log, data)
+    if not passed_in_guest(c, k.boot("flush_fua", [data, log, spare])):
+        return
+    records = dump(build, log)["records"]
+    c.expect(any(r["type"] == "WRITE" and r["flags"] == "FLUSH" and r["sectors"] == 0 for r in records),
+             "no empty FLUSH record in the log")
+    c.expect(any(r["type"] == "WRITE" and "FUA" in r["flags"] and r["sector"] == 1600 for r in records),
+             "no FUA record for the O_DSYNC write at sector 1600")
+
+
+def scenario_discard(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=16, log_mib=32)
+    format_log(build, log, data)
+    base = f"{work}/copy.img"
+    shutil.copy(data, base)
+    if not passed_in_guest(c, k.boot("discard", [data, log, spare])):
+        return
+    discards = [r for r in dump(build, log)["records"] if r["type"] == "DISCARD"]
+    c.expect(discards and sum(r["sectors"] for r in discards) == 2048 and discards[0]["sector"] == 4096,
+             f"the discard of 1 MiB at 2 MiB is not journaled: {discards}")
+    with open(data, "rb") as f:
+        f.seek(2 * MIB)
+        c.expect(f.read(MIB) == bytes(MIB), "the discarded range does not read as zeros on the data disk")
+    replay_equivalent(c, build, work, data, log, base)
+
+
+def bitmap_bits(log, offset, nbytes):
+    with open(log, "rb") as f:
+        f.seek(offset)
+        area = f.read(nbytes)
+    return {i * 8 + b for i, byte in enumerate(area) if byte for b in range(8) if byte >> b & 1}
+
+
+def scenario_overflow(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=32, log_mib=8)
+    format_log(build, log, data, ring="1M")
+    if not passed_in_guest(c, k.boot("overflow", [data, log, spare])):
+        return
+    d = dump(build, log)
+    sb = d["superblock"]
+    c.expect("bitmap-mode" in sb["flags"] and sb["resync_reason"] == "ring-overflow",
+             f"the log does not say bitmap mode: {sb['flags']} {sb['resync_reason']}")
+    journaled = {r["sector"] // 8 for r in d["records"] if r["type"] == "WRITE" and r["sectors"]}
+    dirty = bitmap_bits(log, sb["bitmap_offset"], sb["bitmap_bytes"])
+    written = {(i * 7) % 8192 for i in range(600)}
+    missing = written - journaled - dirty
+    c.expect(not missing, f"{len(missing)} written blocks are in neither the log nor the bitmap, e.g. {sorted(missing)[:5]}")
+    c.expect(len(dirty) == sb["dirty_bits"], f"bitmap bits {len(dirty)} vs superblock {sb['dirty_bits']}")
+    guest_dirty = guest_lines(c.console, "DIRTY:")
+    c.expect(guest_dirty and int(guest_dirty[0]) == len(dirty), f"status said {guest_dirty}, the bitmap has {len(dirty)}")
+
+    # Boot again: the reload keeps the ring and the bitmap; ack and take_bitmap end bitmap mode.
+    if not passed_in_guest(c, k.boot("overflow_handover", [data, log, spare])):
+        return
+    reload = guest_lines(c.console, "STATUS-RELOAD:")
+    c.expect(reload and reload[0].split()[0] == "bitmap" and int(reload[0].split()[5]) == len(dirty),
+             f"after reload: {reload}")
+    sb2 = dump(build, log)["superblock"]
+    resync = bitmap_bits(log, sb2["resync_offset"], sb2["bitmap_bytes"])
+    c.expect(dirty <= resync, "the taken resync bitmap lacks blocks of the dirty bitmap")
+    c.expect("resync-pending" in sb2["flags"] and "bitmap-mode" not in sb2["flags"], f"flags {sb2['flags']}")
+
+
+def scenario_crash(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=32, log_mib=32)
+    format_log(build, log, data)
+    console = k.boot("crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW")
+    c.console = console
+    if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console, "the guest was not killed mid-writes"):
+        return
+    sb = dump(build, log)["superblock"]
+    c.expect("clean" not in sb["flags"].split(","), "the log says clean after a kill")
+    if not passed_in_guest(c, k.boot("after_crash", [data, log, spare])):
+        return
+    after = guest_lines(c.console, "STATUS-AFTER-CRASH:")
+    c.expect(after and after[0].split()[8] == "unclean-shutdown", f"status after the crash: {after}")
+    v = hrl_log(build, "verify", log, check=False)
+    c.expect(v.returncode == 0, f"the log after a crash does not verify: {v.stdout}")
+
+
+def scenario_ack_errors(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=16, log_mib=16)
+    format_log(build, log, data)
+    if not passed_in_guest(c, k.boot("ack_errors", [data, log, spare])):
+        return
+    sb = dump(build, log)["superblock"]
+    c.expect(sb["tail_seq"] == 5, f"tail_seq on disk {sb['tail_seq']}, expected 5")
+    dmesg = "\n".join(guest_lines(c.console, "dmesg:"))
+    for text in ("ack 999999999 is beyond the head", "unknown message 'frobnicate'",
+                 "end_resync: no bitmap was taken", "not an hrl log",
+                 "tracks 32768 sectors, the table maps 32760"):
+        c.expect(text in dmesg, f"dmesg lacks '{text}'")
+    c.expect(len(guest_lines(c.console, "REFUSED-TABLE:")) == 6, "not every bad table was refused")
+    c.expect(not any(w in dmesg for w in ("BUG", "Oops", "WARNING:")), "the kernel complained")
+
+
+SCENARIOS = {
+    "replay": scenario_replay,
+    "flush_fua": scenario_flush_fua,
+    "discard": scenario_discard,
+    "overflow": scenario_overflow,
+    "crash": scenario_crash,
+    "ack_errors": scenario_ack_errors,
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build")
+    ap.add_argument("--kernels", default="6.1,6.12")
+    ap.add_argument("--only", default=",".join(SCENARIOS))
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--show", action="store_true", help="print every console")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    cache, work = f"{build}/vm/kernels", f"{build}/vm/work"
+    t0 = time.time()
+    kernels = []
+    for series in args.kernels.split(","):
+        print(f"== kernel {series}", flush=True)
+        kernels.append(Kernel(series, cache, work))
+
+    def one(k, name):
+        c = Check(name, k)
+        scratch = f"{work}/{k.kver}/{name}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        t = time.time()
+        try:
+            SCENARIOS[name](k, build, scratch, c)
+        except Exception as e:  # a failed tool is a failed scenario, with its message
+            c.errors.append(f"{type(e).__name__}: {e}")
+        c.seconds = time.time() - t
+        if not c.errors:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return c
+
+    jobs = [(k, n) for k in kernels for n in args.only.split(",")]
+    passed = failed = 0
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        for c in pool.map(lambda kn: one(*kn), jobs):
+            ok = not c.errors
+            passed += ok
+            failed += not ok
+            print(f"{'PASS' if ok else 'FAIL'} {c.kernel.kver:24} {c.name:12} {c.seconds:5.1f}s", flush=True)
+            for e in c.errors:
+                print(f"    {e}")
+            if (c.errors or args.show) and c.console:
+                print("    console (last 40 lines):\n      " + "\n      ".join(c.console.splitlines()[-40:]))
+    print(f"vm tier: {time.time() - t0:.0f}s")
+    print(f"vm: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
