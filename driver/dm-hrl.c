@@ -843,10 +843,14 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 		return DM_MAPIO_KILL;
 	}
 
-	/* Overlapping writes reach the device, and the log, in arrival order. */
+	/*
+	 * Overlapping writes reach the device, and the log, in arrival order:
+	 * a write waits behind one in flight or already waiting that it
+	 * overlaps. Others go at once.
+	 */
 	spin_lock_irq(&hc->lock);
-	defer = !list_empty(&hc->deferred) ||
-		hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors);
+	defer = hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors) ||
+		hrl_overlaps(&hc->deferred, io->sector, io->nr_sectors);
 	if (defer)
 		list_add_tail(&io->node, &hc->deferred);
 	spin_unlock_irq(&hc->lock);
