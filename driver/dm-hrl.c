@@ -1150,7 +1150,10 @@ static int hrl_msg_ack(struct hrl_c *hc, const char *arg)
 	return hrl_write_sb(hc, false);
 }
 
-/* Writes a MARK record (and a PAD before it if needed) and waits for it. */
+/*
+ * Writes a MARK record (and a PAD before it if needed) and waits for it.
+ * Returns 1 with the record's sequence number in result.
+ */
 static int hrl_msg_mark(struct hrl_c *hc, const char *name, char *result, unsigned int maxlen)
 {
 	size_t len = strlen(name);
@@ -1187,8 +1190,10 @@ static int hrl_msg_mark(struct hrl_c *hc, const char *name, char *result, unsign
 			  xxh64(page_address(page) + HRL_SECTOR_SIZE, len, hc->seed));
 	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_SYNC, page_address(page), false,
 		       hc->ring_offset + tmp.pos, hrl_record_span(len));
-	if (!r)
+	if (!r) {
 		DMEMIT("%llu", tmp.seq);
+		r = 1;	/* dm returns the result to userspace */
+	}
 out:
 	__free_page(page);
 	return r;
@@ -1215,10 +1220,11 @@ static int hrl_msg_take_bitmap(struct hrl_c *hc, char *result, unsigned int maxl
 	hrl_maybe_leave_bitmap_mode(hc);
 	spin_unlock_irq(&hc->lock);
 	r = hrl_commit(hc, false);
-	if (!r)
-		DMEMIT("%llu", take_seq);
 	queue_work(hc->wq, &hc->event_work);
-	return r;
+	if (r)
+		return r;
+	DMEMIT("%llu", take_seq);
+	return 1;	/* dm returns the result to userspace */
 }
 
 static int hrl_msg_end_resync(struct hrl_c *hc)

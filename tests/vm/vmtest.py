@@ -245,13 +245,13 @@ def scenario_overflow(k, build, work, c):
     missing = written - journaled - dirty
     c.expect(not missing, f"{len(missing)} written blocks are in neither the log nor the bitmap, e.g. {sorted(missing)[:5]}")
     c.expect(len(dirty) == sb["dirty_bits"], f"bitmap bits {len(dirty)} vs superblock {sb['dirty_bits']}")
+    head_before = int(guest_lines(c.console, "STATUS:")[0].split()[1])
     guest_dirty = guest_lines(c.console, "DIRTY:")
     c.expect(guest_dirty and int(guest_dirty[0]) == len(dirty), f"status said {guest_dirty}, the bitmap has {len(dirty)}")
 
     # Boot again: the reload keeps the ring and the bitmap; ack and take_bitmap end bitmap mode.
     if not passed_in_guest(c, k.boot("overflow_handover", [data, log, spare])):
         return
-    head_before = int(guest_lines(c.console, "STATUS:")[0].split()[1])
     reload = guest_lines(c.console, "STATUS-RELOAD:")
     c.expect(reload and reload[0].split()[0] == "bitmap" and int(reload[0].split()[5]) == len(dirty),
              f"after reload: {reload}")
@@ -260,6 +260,8 @@ def scenario_overflow(k, build, work, c):
     sb2 = dump(build, log)["superblock"]
     resync = bitmap_bits(log, sb2["resync_offset"], sb2["bitmap_bytes"])
     c.expect(dirty <= resync, "the taken resync bitmap lacks blocks of the dirty bitmap")
+    take = guest_lines(c.console, "TAKE:")
+    c.expect(take and take[0] == str(head_before), f"take_bitmap answered {take}, the head was {head_before}")
     c.expect("resync-pending" in sb2["flags"] and "bitmap-mode" not in sb2["flags"], f"flags {sb2['flags']}")
 
 
@@ -293,6 +295,9 @@ def scenario_ack_errors(k, build, work, c):
                  "tracks 32768 sectors, the table maps 32760"):
         c.expect(text in dmesg, f"dmesg lacks '{text}'")
     c.expect(len(guest_lines(c.console, "REFUSED-TABLE:")) == 6, "not every bad table was refused")
+    c.expect(guest_lines(c.console, "MARK:") == ["9"], f"mark answered {guest_lines(c.console, 'MARK:')}, expected seq 9")
+    marks = [r for r in dump(build, log)["records"] if r["type"] == "MARK"]
+    c.expect(marks and marks[0]["name"] == "before-upgrade" and marks[0]["seq"] == 9, f"MARK records {marks}")
     c.expect(not any(w in dmesg for w in ("BUG", "Oops", "WARNING:")), "the kernel complained")
 
 
