@@ -41,6 +41,7 @@ vm-check: userspace
 
 bench: userspace
 	@bench/log-reader.sh $(BUILD)
+	@python3 bench/vm-targets.py $(BUILD)
 
 demo: userspace
 	@tools/demo $(BUILD)

@@ -163,3 +163,38 @@ scenario_overlap() {
   dmsetup remove hrl0
   dmsetup remove slow
 }
+
+# The benchmark of make bench (bench/vm-targets.py): the same fio jobs on
+# dm-linear, dm-log-writes and dm-hrl over the same disks, in one boot.
+bench_fio() {  # target label, job
+  case $2 in
+    rand) args="--rw=randwrite --bs=4k --iodepth=16 --size=96m --runtime=${HRL_BENCH_SECONDS:-8} --time_based" ;;
+    seq) args="--rw=write --bs=1m --iodepth=16 --size=64m" ;;
+  esac
+  echo "BENCH-JSON-BEGIN $1 $2"
+  fio --name="$1-$2" --filename=/dev/mapper/bench --direct=1 --ioengine=libaio --output-format=json $args
+  echo "BENCH-JSON-END"
+}
+scenario_bench() {
+  n=$(sect /dev/vda)
+  echo "BENCH-CLOCKSOURCE: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+  for target in linear log-writes hrl; do
+    case $target in
+      linear) table="0 $n linear /dev/vda 0" ;;
+      log-writes) table="0 $n log-writes /dev/vda /dev/vdc" ;;
+      hrl) table="0 $n hrl /dev/vda /dev/vdb" ;;
+    esac
+    for job in rand seq; do
+      echo "$table" | dmsetup create bench || fail "create $target" || return 1
+      bench_fio "$target" "$job"
+      [ "$target" = hrl ] && echo "BENCH-STATUS: $(dmsetup status bench)"
+      t0=$(cut -d' ' -f1 /proc/uptime)
+      dmsetup remove bench  # waits for work the target deferred (log-writes' log kthread)
+      echo "BENCH-REMOVE $target $job $(awk -v a="$t0" '{ printf "%.2f", $1 - a }' /proc/uptime)"
+      # start each run from an empty log, as dm-log-writes does
+      [ "$target" = hrl ] && dmsetup create ack --table "$table" && \
+        dmsetup message ack 0 ack $(( $(dmsetup status ack | cut -d' ' -f5) - 1 )) 2>/dev/null; dmsetup remove ack 2>/dev/null
+    done
+  done
+  return 0
+}
