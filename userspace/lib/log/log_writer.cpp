@@ -139,7 +139,8 @@ bool LogWriter::append(uint16_t type, uint16_t flags, uint64_t sector, uint32_t 
                        std::span<const std::byte> payload, uint64_t& seq_out) {
   const uint64_t span = hrl_record_span(static_cast<uint32_t>(payload.size()));
   const uint64_t pad = sb_.head_offset + span > sb_.ring_bytes ? sb_.ring_bytes - sb_.head_offset : 0;
-  if (used_ + pad + span > sb_.ring_bytes) return false;
+  if (used_ + pad + span > sb_.ring_bytes && !(refresh_acknowledged() && used_ + pad + span <= sb_.ring_bytes))
+    return false;
   if (pad) {
     write_record(sb_.head_offset, HRL_REC_PAD, 0, 0, 0, {});
     ring_.push_back({sb_.head_seq++, pad});
@@ -242,14 +243,38 @@ void LogWriter::ack(uint64_t seq) {
     throw std::invalid_argument("ack " + std::to_string(seq) + " is beyond the head (next seq " +
                                 std::to_string(sb_.head_seq) + ")");
   if (seq < sb_.tail_seq) return;  // already released
+  release_through(seq);
+  maybe_leave_bitmap_mode();
+  persist_superblock();
+}
+
+void LogWriter::release_through(uint64_t seq) {
   while (!ring_.empty() && ring_.front().seq <= seq) {
     used_ -= ring_.front().span;
     sb_.tail_offset = (sb_.tail_offset + ring_.front().span) % sb_.ring_bytes;
     sb_.tail_seq = ring_.front().seq + 1;
     ring_.pop_front();
   }
+}
+
+// Takes a tail that a consumer moved on disk. Caller holds the SuperblockLock.
+bool LogWriter::adopt_acknowledged(const Superblock& disk) {
+  if (disk.tail_seq <= sb_.tail_seq) return false;
+  if (disk.tail_seq > sb_.head_seq)
+    throw std::runtime_error(log_.path() + ": acknowledged seq " + std::to_string(disk.tail_seq - 1) +
+                             " was never written (next seq " + std::to_string(sb_.head_seq) + ")");
+  release_through(disk.tail_seq - 1);
+  if (sb_.tail_offset != disk.tail_offset)
+    throw std::runtime_error(log_.path() + ": acknowledged tail at ring offset " + std::to_string(disk.tail_offset) +
+                             " is not where record " + std::to_string(disk.tail_seq) + " starts (" +
+                             std::to_string(sb_.tail_offset) + ")");
   maybe_leave_bitmap_mode();
-  persist_superblock();
+  return true;
+}
+
+bool LogWriter::refresh_acknowledged() {
+  SuperblockLock lock(log_);
+  return adopt_acknowledged(read_superblock(log_));
 }
 
 DirtyBitmap LogWriter::take_bitmap() {
@@ -285,9 +310,14 @@ void LogWriter::persist_bitmaps() {
   sb_.resync_bits = resync_.count();
 }
 
-// The ring and bitmaps become durable before a superblock that describes them.
+// The ring and bitmaps become durable before a superblock that describes
+// them. A consumer may have moved the tail on disk meanwhile: keep its acks.
 void LogWriter::persist_superblock() {
   log_.datasync();
+  SuperblockLock lock(log_);
+  Superblock disk = read_superblock(log_);
+  adopt_acknowledged(disk);
+  sb_.update_seq = std::max(sb_.update_seq, disk.update_seq);
   write_superblock(log_, sb_);
 }
 
@@ -301,7 +331,7 @@ void LogWriter::close() {
   if (closed_) return;
   flush();
   sb_.flags |= HRL_SB_CLEAN;
-  write_superblock(log_, sb_);
+  persist_superblock();
   log_.close();
   data_.close();
   closed_ = true;

@@ -55,6 +55,10 @@ class LogWriter {
   void flush();
   // The secondary made records up to seq durable: free their ring space.
   void ack(uint64_t seq);
+  // Takes the acknowledgements another process wrote into the superblock
+  // (acknowledge_log); returns whether ring space was freed. The writer also
+  // does this on its own when the ring is full and at every superblock write.
+  bool refresh_acknowledged();
   // Hands the dirty bitmap (and any whole-device requirement) over to a
   // resync; records before resync_take_seq apply first, the resync next,
   // records from it after. Returns the bitmap to resync.
@@ -74,6 +78,8 @@ class LogWriter {
     uint64_t span;
   };
   void recover_ring(bool unclean);
+  void release_through(uint64_t seq);
+  bool adopt_acknowledged(const Superblock& disk);
   bool append(uint16_t type, uint16_t flags, uint64_t sector, uint32_t nr_sectors, std::span<const std::byte> payload,
               uint64_t& seq_out);
   void write_record(uint64_t pos, uint16_t type, uint16_t flags, uint64_t sector, uint32_t nr_sectors,

@@ -1,6 +1,7 @@
 #include "log/superblock.h"
 
 #include <endian.h>
+#include <fcntl.h>
 #include <sys/random.h>
 #include <xxhash.h>
 
@@ -167,6 +168,41 @@ void write_superblock(const File& log, Superblock& sb) {
   encode_superblock(sb, slot.span());
   log.write_at(slot.span(), (sb.update_seq % HRL_SB_SLOTS) * HRL_LOG_BLOCK);
   log.datasync();
+}
+
+SuperblockLock::SuperblockLock(const File& log) : fd_(log.fd()) {
+  struct flock fl{};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = HRL_SB_SLOTS * HRL_LOG_BLOCK;
+  while (fcntl(fd_, F_OFD_SETLKW, &fl) < 0)
+    if (errno != EINTR) throw_errno(errno, "lock the superblock of " + log.path());
+}
+
+SuperblockLock::~SuperblockLock() {
+  struct flock fl{};
+  fl.l_type = F_UNLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_len = HRL_SB_SLOTS * HRL_LOG_BLOCK;
+  fcntl(fd_, F_OFD_SETLK, &fl);
+}
+
+void acknowledge_log(const File& log, uint64_t tail_seq, uint64_t tail_offset) {
+  SuperblockLock lock(log);
+  Superblock sb = read_superblock(log);
+  if (tail_seq <= sb.tail_seq) return;  // already acknowledged
+  if (sb.head_seq < tail_seq) {
+    // The persisted head lags the writer; acknowledged records were read
+    // valid and are durable on the secondary, so the tail is a lower bound.
+    sb.head_seq = tail_seq;
+    sb.head_offset = tail_offset;
+  }
+  sb.tail_seq = tail_seq;
+  sb.tail_offset = tail_offset;
+  if (std::string bad = check_geometry(sb); !bad.empty())
+    throw std::invalid_argument("acknowledge seq " + std::to_string(tail_seq - 1) + " at ring offset " +
+                                std::to_string(tail_offset) + ": " + bad);
+  write_superblock(log, sb);
 }
 
 const char* reason_name(uint32_t reason) {

@@ -70,6 +70,26 @@ Superblock read_superblock(const File& log);
 // durable before returning. Updates sb.update_seq and sb.updated_ns.
 void write_superblock(const File& log, Superblock& sb);
 
+// Serializes read-modify-write updates of the superblock between processes
+// (a LogWriter, and the hrld that acknowledges its log): an OFD write lock on
+// the two slots, held while the object lives.
+class SuperblockLock {
+ public:
+  explicit SuperblockLock(const File& log);
+  ~SuperblockLock();
+  SuperblockLock(const SuperblockLock&) = delete;
+  SuperblockLock& operator=(const SuperblockLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+// The secondary made every record before tail_seq durable: moves the
+// superblock's tail forward to (tail_seq, tail_offset), never back, under the
+// lock. For consumers of a LogWriter log; with the kernel target the `ack`
+// message does this. The writer frees the space when it next looks.
+void acknowledge_log(const File& log, uint64_t tail_seq, uint64_t tail_offset);
+
 const char* reason_name(uint32_t reason);
 std::string flags_string(uint32_t flags);
 std::string uuid_string(const std::array<uint8_t, 16>& uuid);
