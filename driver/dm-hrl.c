@@ -29,6 +29,7 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/module.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 #include <linux/xxhash.h>
@@ -42,6 +43,8 @@
 
 /* Largest record payload the target writes: one bio of pages plus the header. */
 #define HRL_KERNEL_MAX_PAYLOAD	(512U << 10)
+/* Largest payload of a log the target loads: record spans fit spans[] (u16 sectors). */
+#define HRL_LOAD_MAX_PAYLOAD	(16U << 20)
 /* Fill levels (percent of the ring) that raise a dm event when crossed upwards. */
 static const unsigned int hrl_fill_events[] = { 50, 75, 90 };
 
@@ -55,6 +58,8 @@ struct hrl_c {
 	struct work_struct meta_work;		/* persists the superblock after a mode change */
 	struct work_struct event_work;		/* dm_table_event() needs process context */
 	struct work_struct flush_work;		/* flushes in bitmap mode: the bitmap first */
+	struct bio_set bs;			/* child bios, allocated in ->map: needs a rescuer */
+	bool bs_ready;
 
 	/* Geometry, fixed by the superblock read in the constructor. */
 	u8 uuid[16];
@@ -62,7 +67,8 @@ struct hrl_c {
 	u64 generation;
 	u64 data_sectors;
 	u32 bitmap_block;
-	u32 max_payload;
+	u32 max_payload;	/* the log's, for validation and the superblock */
+	u32 max_io;		/* the largest record this target writes */
 	u64 bitmap_offset;
 	u64 resync_offset;
 	u64 bitmap_bytes;
@@ -91,6 +97,8 @@ struct hrl_c {
 	u64 tail_seq;
 	u64 tail_off;
 	u64 used;		/* ring bytes from tail to head */
+	u64 head_stream;	/* ring bytes ever reserved: distances across wraps */
+	unsigned int bitmap_inflight;	/* writes tracked in the bitmap, not complete */
 	u16 *spans;		/* span in sectors of record seq, at seq % nr_slots */
 	u32 flags;		/* HRL_SB_* (CLEAN is only ever on disk) */
 	u32 reason;
@@ -116,6 +124,8 @@ struct hrl_io {
 	u64 pos;
 	u64 pad_seq;		/* 0: no PAD before the record */
 	u64 pad_pos;
+	u64 stream;		/* hc->head_stream where its ring space begins */
+	struct list_head go;	/* the deferred worker's list of writes to submit */
 	struct page *hdr;	/* header unit of the record */
 	struct page *pad_hdr;
 	struct page **pages;	/* the copy of the data */
@@ -451,6 +461,8 @@ static bool hrl_ring_reserve(struct hrl_c *hc, u32 payload, struct hrl_io *io)
 	if (hc->used + pad + span > hc->ring_bytes)
 		return false;
 	io->pad_seq = 0;
+	io->stream = hc->head_stream;
+	hc->head_stream += pad + span;
 	if (pad) {
 		io->pad_seq = hc->head_seq;
 		io->pad_pos = hc->head_off;
@@ -487,8 +499,8 @@ static bool hrl_fill_crossed(struct hrl_c *hc)
 /* Caller holds lock. The dirty bitmap was taken and the ring has room again. */
 static bool hrl_maybe_leave_bitmap_mode(struct hrl_c *hc)
 {
-	if (!(hc->flags & HRL_SB_BITMAP_MODE) || !bitmap_empty(hc->dirty, hc->nr_bits) ||
-	    hc->ring_bytes - hc->used < hc->ring_bytes / 4)
+	if (!(hc->flags & HRL_SB_BITMAP_MODE) || hc->bitmap_inflight ||
+	    !bitmap_empty(hc->dirty, hc->nr_bits) || hc->ring_bytes - hc->used < hc->ring_bytes / 4)
 		return false;
 	hc->flags &= ~HRL_SB_BITMAP_MODE;
 	if (!(hc->flags & HRL_SB_RESYNC_REQUIRED))
@@ -525,8 +537,10 @@ static int hrl_copy_data(struct hrl_c *hc, struct hrl_io *io, struct bio *bio)
 
 	io->nr_pages = DIV_ROUND_UP(bio->bi_iter.bi_size, PAGE_SIZE);
 	io->pages = kcalloc(io->nr_pages, sizeof(*io->pages), GFP_NOIO);
-	if (!io->pages)
+	if (!io->pages) {
+		io->nr_pages = 0;
 		return -ENOMEM;
+	}
 	for (i = 0; i < io->nr_pages; i++) {
 		io->pages[i] = alloc_page(GFP_NOIO);
 		if (!io->pages[i]) {
@@ -576,7 +590,7 @@ static void hrl_child_endio(struct bio *bio)
 static struct bio *hrl_new_bio(struct hrl_io *io, struct dm_dev *dev, unsigned int nr_vecs,
 			       blk_opf_t opf, sector_t sector)
 {
-	struct bio *bio = bio_alloc(dev->bdev, nr_vecs, opf, GFP_NOIO);
+	struct bio *bio = bio_alloc_bioset(dev->bdev, nr_vecs, opf, GFP_NOIO, &io->hc->bs);
 
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_end_io = hrl_child_endio;
@@ -651,49 +665,81 @@ static bool hrl_overlaps(struct list_head *list, sector_t sector, u32 nr)
 	return false;
 }
 
+/* Work to do after the lock is dropped. */
+#define HRL_NOTIFY_EVENT	(1U << 0)	/* dm_table_event() */
+#define HRL_NOTIFY_META		(1U << 1)	/* write the superblock */
+#define HRL_NOTIFY_BITMAP	(1U << 2)	/* entered bitmap mode */
+
+static void hrl_notify(struct hrl_c *hc, unsigned int notify)
+{
+	if (notify & HRL_NOTIFY_BITMAP)
+		DMWARN("%s: ring full, tracking writes in the dirty bitmap", hc->log_dev->name);
+	if (notify & HRL_NOTIFY_META)
+		queue_work(hc->wq, &hc->meta_work);
+	if (notify & HRL_NOTIFY_EVENT)
+		queue_work(hc->wq, &hc->event_work);
+}
+
 /*
- * Gives the write its place: a sequence number and ring space, or a place in
- * the dirty bitmap when the ring is full. Caller holds lock.
- * Returns true when a mode change or fill level needs reporting.
+ * Whether the ring space in flight stays within HRL_MAX_INFLIGHT_BYTES from
+ * the oldest record not yet complete, the bound that lets a load after a
+ * crash erase every record of the crashed run past the head. Caller holds lock.
  */
-static bool hrl_place(struct hrl_c *hc, struct hrl_io *io, bool *mode_changed)
+static bool hrl_inflight_room(struct hrl_c *hc, struct hrl_io *io)
 {
 	u32 payload = io->type == HRL_REC_WRITE ? io->nr_sectors << SECTOR_SHIFT : 0;
+	u64 span = hrl_record_span(payload);
+	u64 pad = hc->head_off + span > hc->ring_bytes ? hc->ring_bytes - hc->head_off : 0;
+	struct hrl_io *o;
 
-	*mode_changed = false;
+	if (hc->flags & HRL_SB_BITMAP_MODE)
+		return true;
+	list_for_each_entry(o, &hc->inflight, node)
+		if (o->seq)	/* the oldest journaled write in flight */
+			return hc->head_stream + pad + span - o->stream <= HRL_MAX_INFLIGHT_BYTES;
+	return true;
+}
+
+/*
+ * Gives the write its place: a sequence number and ring space, or bits in
+ * the dirty bitmap when the ring is full. Caller holds lock.
+ */
+static unsigned int hrl_place(struct hrl_c *hc, struct hrl_io *io)
+{
+	u32 payload = io->type == HRL_REC_WRITE ? io->nr_sectors << SECTOR_SHIFT : 0;
+	unsigned int notify = 0;
+
 	io->seq = 0;
 	io->pad_seq = 0;
 	if (!(hc->flags & HRL_SB_BITMAP_MODE) && hrl_ring_reserve(hc, payload, io))
-		return hrl_fill_crossed(hc);
+		return hrl_fill_crossed(hc) ? HRL_NOTIFY_EVENT : 0;
 	if (!(hc->flags & HRL_SB_BITMAP_MODE)) {
 		hc->flags |= HRL_SB_BITMAP_MODE;
 		if (!(hc->flags & HRL_SB_RESYNC_REQUIRED))
 			hc->reason = HRL_REASON_RING_OVERFLOW;
-		*mode_changed = true;
+		notify = HRL_NOTIFY_EVENT | HRL_NOTIFY_META | HRL_NOTIFY_BITMAP;
 	}
+	hc->bitmap_inflight++;
 	hrl_mark_dirty(hc, io->sector, io->nr_sectors);
-	return *mode_changed;
+	return notify;
 }
 
-/* Dispatches a prepared write whose overlaps are done. Process context. */
-static void hrl_dispatch(struct hrl_c *hc, struct hrl_io *io)
+/*
+ * Starts the write if it may go now: not while it overlaps a write in flight
+ * or one waiting before it (earlier), so overlapping writes reach the device
+ * and the log in arrival order; not beyond the in-flight bound. Placing it
+ * and putting it in flight happen in the same critical section as the check.
+ * Caller holds lock.
+ */
+static bool hrl_try_start(struct hrl_c *hc, struct hrl_io *io, struct list_head *earlier,
+			  unsigned int *notify)
 {
-	unsigned long irqflags;
-	bool report, mode_changed;
-
-	spin_lock_irqsave(&hc->lock, irqflags);
-	report = hrl_place(hc, io, &mode_changed);
+	if (hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors) ||
+	    hrl_overlaps(earlier, io->sector, io->nr_sectors) || !hrl_inflight_room(hc, io))
+		return false;
+	*notify |= hrl_place(hc, io);
 	list_add_tail(&io->node, &hc->inflight);
-	spin_unlock_irqrestore(&hc->lock, irqflags);
-
-	if (mode_changed) {
-		DMWARN("%s: ring full, tracking writes in the dirty bitmap", hc->ti->table ?
-		       dm_device_name(dm_table_get_md(hc->ti->table)) : "?");
-		queue_work(hc->wq, &hc->meta_work);
-	}
-	if (report)
-		queue_work(hc->wq, &hc->event_work);
-	hrl_submit(hc, io);
+	return true;
 }
 
 /* Completion of both halves of a write: softirq or process context. */
@@ -705,6 +751,8 @@ static void hrl_io_done(struct hrl_io *io)
 
 	spin_lock_irqsave(&hc->lock, irqflags);
 	list_del(&io->node);
+	if (!io->seq)
+		hc->bitmap_inflight--;
 	if (io->log_status && io->seq) {
 		/* The record is lost: the bitmap keeps the write, the volume says why. */
 		hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
@@ -723,8 +771,9 @@ static void hrl_io_done(struct hrl_io *io)
 	if (mode_changed) {
 		DMERR("log write failed at seq %llu: resync required", io->seq);
 		queue_work(hc->wq, &hc->meta_work);
-		queue_work(hc->wq, &hc->event_work);
 	}
+	if (io->data_status || io->log_status)
+		queue_work(hc->wq, &hc->event_work);	/* dirty blocks to resync */
 	if (wake)
 		queue_work(hc->wq, &hc->deferred_work);
 	hrl_free_io_pages(io);
@@ -740,32 +789,36 @@ static void hrl_deferred_worker(struct work_struct *work)
 	LIST_HEAD(ready);
 	LIST_HEAD(blocked);	/* earlier deferred writes, in order */
 
+	unsigned int notify = 0;
+
 	spin_lock_irq(&hc->lock);
 	list_for_each_entry_safe(io, next, &hc->deferred, node) {
-		if (hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors) ||
-		    hrl_overlaps(&blocked, io->sector, io->nr_sectors) ||
-		    hrl_overlaps(&ready, io->sector, io->nr_sectors))
-			list_move_tail(&io->node, &blocked);
+		list_del_init(&io->node);
+		if (hrl_try_start(hc, io, &blocked, &notify))
+			list_add_tail(&io->go, &ready);
 		else
-			list_move_tail(&io->node, &ready);
+			list_add_tail(&io->node, &blocked);
 	}
 	list_splice(&blocked, &hc->deferred);
 	spin_unlock_irq(&hc->lock);
 
-	list_for_each_entry_safe(io, next, &ready, node) {
-		list_del_init(&io->node);
-		hrl_dispatch(hc, io);
+	hrl_notify(hc, notify);
+	list_for_each_entry_safe(io, next, &ready, go) {
+		list_del_init(&io->go);
+		hrl_submit(hc, io);
 	}
 }
 
 static void hrl_meta_worker(struct work_struct *work)
 {
 	struct hrl_c *hc = container_of(work, struct hrl_c, meta_work);
+	unsigned int noio = memalloc_noio_save();	/* writes are waiting on this queue */
 
 	mutex_lock(&hc->meta_lock);
 	if (hc->active)
 		hrl_write_sb(hc, false);
 	mutex_unlock(&hc->meta_lock);
+	memalloc_noio_restore(noio);
 }
 
 static void hrl_event_worker(struct work_struct *work)
@@ -780,6 +833,7 @@ static void hrl_flush_worker(struct work_struct *work)
 {
 	struct hrl_c *hc = container_of(work, struct hrl_c, flush_work);
 	struct bio_list bios;
+	unsigned int noio;
 	struct bio *bio;
 	int r = 0;
 
@@ -790,10 +844,12 @@ static void hrl_flush_worker(struct work_struct *work)
 	if (bio_list_empty(&bios))
 		return;
 
+	noio = memalloc_noio_save();
 	mutex_lock(&hc->meta_lock);
 	if (hc->active)
 		r = hrl_commit(hc, false);
 	mutex_unlock(&hc->meta_lock);
+	memalloc_noio_restore(noio);
 	if (!r)
 		r = blkdev_issue_flush(hc->data_dev->bdev);
 	while ((bio = bio_list_pop(&bios))) {
@@ -805,12 +861,14 @@ static void hrl_flush_worker(struct work_struct *work)
 static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 {
 	struct hrl_io *io = dm_per_bio_data(bio, sizeof(struct hrl_io));
-	bool defer;
+	unsigned int notify = 0;
+	bool defer, started;
 
 	memset(io, 0, sizeof(*io));
 	io->hc = hc;
 	io->orig = bio;
 	INIT_LIST_HEAD(&io->node);
+	INIT_LIST_HEAD(&io->go);
 	io->sector = dm_target_offset(hc->ti, bio->bi_iter.bi_sector);
 	io->nr_sectors = bio_sectors(bio);
 	if (bio_op(bio) == REQ_OP_DISCARD) {
@@ -843,19 +901,15 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 		return DM_MAPIO_KILL;
 	}
 
-	/*
-	 * Overlapping writes reach the device, and the log, in arrival order:
-	 * a write waits behind one in flight or already waiting that it
-	 * overlaps. Others go at once.
-	 */
+	/* Every waiting write arrived before this one. */
 	spin_lock_irq(&hc->lock);
-	defer = hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors) ||
-		hrl_overlaps(&hc->deferred, io->sector, io->nr_sectors);
-	if (defer)
+	started = hrl_try_start(hc, io, &hc->deferred, &notify);
+	if (!started)
 		list_add_tail(&io->node, &hc->deferred);
 	spin_unlock_irq(&hc->lock);
-	if (!defer)
-		hrl_dispatch(hc, io);
+	hrl_notify(hc, notify);
+	if (started)
+		hrl_submit(hc, io);
 	return DM_MAPIO_SUBMITTED;
 }
 
@@ -983,6 +1037,10 @@ static int hrl_scan_ring(struct hrl_c *hc, bool *corrupt)
 			break;
 		bytes = le32_to_cpu(h->payload_bytes);
 		span = hrl_record_span(bytes);
+		if (used + span > hc->ring_bytes) {	/* records overlapping the tail */
+			malformed = true;
+			break;
+		}
 		if (le16_to_cpu(h->type) != HRL_REC_PAD && bytes) {
 			u64 csum = le64_to_cpu(h->payload_csum);
 
@@ -1003,6 +1061,11 @@ static int hrl_scan_ring(struct hrl_c *hc, bool *corrupt)
 	hc->head_seq = seq;
 	hc->head_off = pos;
 	hc->used = used;
+	hc->head_stream = used;
+	if (hc->persisted_head_seq > seq) {	/* never claim records the scan did not find */
+		hc->persisted_head_seq = seq;
+		hc->persisted_head_off = pos;
+	}
 out:
 	vfree(w.buf);
 	return r;
@@ -1107,7 +1170,10 @@ static void hrl_postsuspend(struct dm_target *ti)
 {
 	struct hrl_c *hc = ti->private;
 
+	unsigned int noio;
+
 	flush_workqueue(hc->wq);
+	noio = memalloc_noio_save();
 	mutex_lock(&hc->meta_lock);
 	if (hc->active) {
 		int r = blkdev_issue_flush(hc->data_dev->bdev);
@@ -1120,6 +1186,7 @@ static void hrl_postsuspend(struct dm_target *ti)
 	}
 	hc->active = false;
 	mutex_unlock(&hc->meta_lock);
+	memalloc_noio_restore(noio);
 }
 
 static int hrl_msg_ack(struct hrl_c *hc, const char *arg)
@@ -1181,16 +1248,29 @@ static int hrl_msg_mark(struct hrl_c *hc, const char *name, char *result, unsign
 				  hc->ring_bytes - tmp.pad_pos - HRL_SECTOR_SIZE, 0);
 		r = hrl_log_io(hc, REQ_OP_WRITE, page_address(page), false,
 			       hc->ring_offset + tmp.pad_pos, HRL_SECTOR_SIZE);
-		if (r)
+		if (r) {
+			spin_lock_irq(&hc->lock);
+			hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
+			spin_unlock_irq(&hc->lock);
+			hrl_write_sb(hc, false);
 			goto out;
+		}
 	}
 	memset(page_address(page), 0, PAGE_SIZE);
 	memcpy(page_address(page) + HRL_SECTOR_SIZE, name, len);
 	hrl_encode_header(hc, page, HRL_REC_MARK, 0, tmp.seq, 0, 0, len,
 			  xxh64(page_address(page) + HRL_SECTOR_SIZE, len, hc->seed));
-	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_SYNC, page_address(page), false,
+	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA, page_address(page), false,
 		       hc->ring_offset + tmp.pos, hrl_record_span(len));
-	if (!r) {
+	if (r) {
+		/* Its place in the ring is taken: readers stop at the hole. */
+		spin_lock_irq(&hc->lock);
+		hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
+		spin_unlock_irq(&hc->lock);
+		DMERR("mark '%s' at seq %llu could not be written (%d): resync required", name, tmp.seq, r);
+		hrl_write_sb(hc, false);
+		queue_work(hc->wq, &hc->event_work);
+	} else {
 		DMEMIT("%llu", tmp.seq);
 		r = 1;	/* dm returns the result to userspace */
 	}
@@ -1210,7 +1290,7 @@ static int hrl_msg_take_bitmap(struct hrl_c *hc, char *result, unsigned int maxl
 		bitmap_zero(hc->resync, hc->nr_bits);
 	bitmap_or(hc->resync, hc->resync, hc->dirty, hc->nr_bits);
 	if (hc->flags & HRL_SB_RESYNC_REQUIRED) {
-		bitmap_fill(hc->resync, hc->nr_bits);
+		bitmap_set(hc->resync, 0, hc->nr_bits);	/* not past the last bit */
 		hc->flags &= ~HRL_SB_RESYNC_REQUIRED;
 		hc->reason = hc->flags & HRL_SB_BITMAP_MODE ? HRL_REASON_RING_OVERFLOW : HRL_REASON_NONE;
 	}
@@ -1291,9 +1371,10 @@ static void hrl_status(struct dm_target *ti, status_type_t type, unsigned int st
 		take = hc->take_seq;
 		flags = hc->flags;
 		reason = hc->reason;
+		spin_unlock_irq(&hc->lock);
+		/* Counted outside the lock: a big bitmap must not hold interrupts off. */
 		dirty = bitmap_weight(hc->dirty, hc->nr_bits);
 		resync = bitmap_weight(hc->resync, hc->nr_bits);
-		spin_unlock_irq(&hc->lock);
 		DMEMIT("%s %llu %llu %llu %llu %llu %llu %llu %s ", hrl_mode_name(flags), head, tail,
 		       used, hc->ring_bytes, dirty, resync, take, hrl_reason_name(reason));
 		sz += hrl_emit_flags(flags, result + sz, maxlen - sz);
@@ -1318,6 +1399,8 @@ static void hrl_free(struct hrl_c *hc)
 {
 	if (hc->wq)
 		destroy_workqueue(hc->wq);
+	if (hc->bs_ready)
+		bioset_exit(&hc->bs);
 	kvfree(hc->spans);
 	kvfree(hc->dirty);
 	kvfree(hc->resync);
@@ -1351,7 +1434,8 @@ static int hrl_ctr_geometry(struct dm_target *ti, struct hrl_c *hc)
 	hc->generation = le64_to_cpu(sb->generation);
 	hc->data_sectors = le64_to_cpu(sb->data_sectors);
 	hc->bitmap_block = le32_to_cpu(sb->bitmap_block);
-	hc->max_payload = min_t(u32, le32_to_cpu(sb->max_payload), HRL_KERNEL_MAX_PAYLOAD);
+	hc->max_payload = le32_to_cpu(sb->max_payload);
+	hc->max_io = min_t(u32, hc->max_payload, HRL_KERNEL_MAX_PAYLOAD);
 	hc->bitmap_offset = le64_to_cpu(sb->bitmap_offset);
 	hc->resync_offset = le64_to_cpu(sb->resync_offset);
 	hc->bitmap_bytes = le64_to_cpu(sb->bitmap_bytes);
@@ -1362,7 +1446,11 @@ static int hrl_ctr_geometry(struct dm_target *ti, struct hrl_c *hc)
 	hc->nr_slots = hc->ring_bytes >> SECTOR_SHIFT;
 
 	r = -EINVAL;
-	if (hc->data_sectors != ti->len) {
+	if (hc->max_payload > HRL_LOAD_MAX_PAYLOAD) {
+		ti->error = "the log's maximum record payload is over 16 MiB";
+	} else if (hc->nr_bits > INT_MAX) {
+		ti->error = "the dirty bitmap would have 2^31 bits or more: format the log with a larger bitmap block";
+	} else if (hc->data_sectors != ti->len) {
 		ti->error = "the log is for a data device of another size than the table's length";
 		DMERR("log %s tracks %llu sectors, the table maps %llu", hc->log_dev->name,
 		      hc->data_sectors, (u64)ti->len);
@@ -1448,13 +1536,17 @@ static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	hc->wq = alloc_workqueue("dm-hrl", WQ_MEM_RECLAIM, 0);
 	if (!hc->dirty || !hc->resync || !hc->spans || !hc->wq)
 		goto bad;
+	r = bioset_init(&hc->bs, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER);
+	if (r)
+		goto bad;
+	hc->bs_ready = true;
 	ti->error = NULL;
 
 	ti->num_flush_bios = 1;
 	ti->flush_supported = true;
 	ti->num_discard_bios = 1;
 	ti->per_io_data_size = sizeof(struct hrl_io);
-	r = dm_set_target_max_io_len(ti, hc->max_payload >> SECTOR_SHIFT);
+	r = dm_set_target_max_io_len(ti, hc->max_io >> SECTOR_SHIFT);
 	if (r) {
 		ti->error = "cannot set the largest I/O";
 		goto bad;

@@ -316,6 +316,28 @@ def scenario_overlap(k, build, work, c):
     c.expect(payload and landed, "no data")  # the replay check below compares the bytes
 
 
+def scenario_interop(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=32, log_mib=64)
+    format_log(build, log, data)
+    base = f"{work}/copy.img"
+    shutil.copy(data, base)
+    wl = subprocess.run([f"{build}/tools/hrl-workload", "--log", log, "--data", data, "--ops", "120",
+                         "--max-write", "1M", "--seed", "5"], text=True, capture_output=True)
+    if not c.expect(wl.returncode == 0, f"hrl-workload: {wl.stderr}"):
+        return
+    before = dump(build, log)
+    if not passed_in_guest(c, k.boot("interop", [data, log, spare])):
+        return
+    loaded = guest_lines(c.console, "LOADED:")
+    c.expect(loaded and int(loaded[0].split()[1]) == before["superblock"]["head_seq"],
+             f"the target found head {loaded}, userspace wrote up to {before['superblock']['head_seq']}")
+    after = dump(build, log)
+    c.expect(after["superblock"]["max_payload"] == before["superblock"]["max_payload"] == 1 << 20,
+             "the log's maximum payload changed")
+    c.expect(len(after["records"]) > len(before["records"]), "the target appended nothing")
+    replay_equivalent(c, build, work, data, log, base)
+
+
 SCENARIOS = {
     "replay": scenario_replay,
     "flush_fua": scenario_flush_fua,
@@ -324,6 +346,7 @@ SCENARIOS = {
     "crash": scenario_crash,
     "ack_errors": scenario_ack_errors,
     "overlap": scenario_overlap,
+    "interop": scenario_interop,
 }
 
 

@@ -198,3 +198,14 @@ scenario_bench() {
   done
   return 0
 }
+
+# 8. A log written by userspace (LogWriter, 1 MiB records) loads in the
+#    target as it is, and the target goes on appending to it.
+scenario_interop() {
+  create || return 1
+  echo "LOADED: $(status)"
+  [ "$(field 1)" = journal ] && [ "$(field 9)" = none ] || fail "the userspace log did not load cleanly" || return 1
+  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=4 seek=3 oflag=direct 2>/dev/null || return 1
+  echo "APPENDED: $(status)"
+  dmsetup remove hrl0
+}
