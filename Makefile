@@ -31,9 +31,11 @@ fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DHRL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 	@cmake --build $(FUZZ_BUILD)
-	@mkdir -p $(FUZZ_BUILD)/corpus
+	@mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/corpus-protocol
 	$(FUZZ_BUILD)/tests/fuzz/fuzz_log_reader -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    $(FUZZ_BUILD)/corpus tests/fuzz/corpus
+	$(FUZZ_BUILD)/tests/fuzz/fuzz_protocol -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -print_final_stats=1 \
+	    $(FUZZ_BUILD)/corpus-protocol tests/fuzz/corpus-protocol
 
 # The VM tier: dm-hrl in Debian's 6.1 and 6.12 kernels under qemu.
 vm-check: userspace

@@ -1,7 +1,8 @@
 // Writes the seed corpus of fuzz_log_reader: rings made by LogWriter with the
 // fuzz target's geometry (2048 data sectors, 64 KiB ring, 16 KiB payloads),
 // each behind the control bytes that repair checksums.
-//   hrl-fuzz-corpus DIR
+// and of fuzz_protocol: one valid frame of each type.
+//   hrl-fuzz-corpus DIR PROTOCOL_DIR
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,14 +13,58 @@
 #include "io/file.h"
 #include "log/format_log.h"
 #include "log/log_writer.h"
+#include "net/frame.h"
+#include "net/messages.h"
 
 using namespace hrl;
 
+static void write_seed(const std::string& path, std::span<const std::byte> bytes) {
+  File f = File::open(path, O_WRONLY | O_CREAT | O_TRUNC);
+  f.write_at(bytes, 0);
+}
+
+// Seeds of the protocol fuzzer; its batches are checked with seed 0x1234.
+static void protocol_seeds(const std::string& dir) {
+  using namespace hrl::proto;
+  Hello h;
+  h.uuid[0] = 1;
+  h.generation = 1;
+  h.data_sectors = 2048;
+  h.first_seq = 1;
+  h.node = "primary";
+  write_seed(dir + "/hello", make_frame(FrameType::Hello, encode(h), 0));
+  write_seed(dir + "/welcome", make_frame(FrameType::Welcome, encode(Welcome{h.uuid, 1, 5, "secondary"}), 0));
+  write_seed(dir + "/refuse", make_frame(FrameType::Refuse, encode(Refuse{RefuseCode::Gap, "gone"}), 0));
+  write_seed(dir + "/durable", make_frame(FrameType::Durable, encode(Durable{7}), 0));
+  BatchBuilder b(0x1234);
+  std::vector<std::byte> data(2048, std::byte{0x5a});
+  for (uint64_t seq = 1; seq <= 4; seq++) {
+    RecordHeader r;
+    r.seq = seq;
+    r.generation = 1;
+    r.sector = seq * 8;
+    r.nr_sectors = 4;
+    r.payload_bytes = 2048;
+    r.payload_csum = payload_checksum(data, 0x1234);
+    b.add(r, data);
+  }
+  RecordHeader pad;
+  pad.type = HRL_REC_PAD;
+  pad.seq = 5;
+  pad.generation = 1;
+  pad.payload_bytes = 1024;
+  b.add(pad, {});
+  auto batch = b.take();
+  write_seed(dir + "/records-raw", make_frame(FrameType::Records, batch, 0));
+  write_seed(dir + "/records-zstd", make_frame(FrameType::Records, batch, 1));
+}
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s DIR\n", argv[0]);
+  if (argc != 3) {
+    fprintf(stderr, "usage: %s DIR PROTOCOL_DIR\n", argv[0]);
     return 2;
   }
+  protocol_seeds(argv[2]);
   std::string dir = argv[1];
   std::string log = dir + "/.log.tmp", data = dir + "/.data.tmp";
   for (int variant = 0; variant < 4; variant++) {
