@@ -13,5 +13,7 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/record_applier.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/net/frame.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/net/messages.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/net/certs.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/net/tls.cpp
 )
 set(HRL_LIB_INCLUDES ${CMAKE_CURRENT_LIST_DIR}/lib ${CMAKE_CURRENT_LIST_DIR}/../include)
