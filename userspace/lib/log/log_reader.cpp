@@ -169,6 +169,17 @@ ReadResult LogReader::stop(RecordVerdict v, std::string detail) {
   return r;
 }
 
+bool LogReader::peek() {
+  LogPosition at = position();
+  uint64_t block = at.ring_pos / HRL_LOG_BLOCK * HRL_LOG_BLOCK;
+  AlignedBuffer buf(HRL_LOG_BLOCK);
+  log_.read_at(buf.span(), sb_.ring_offset + block);
+  RecordHeader h;
+  auto unit = buf.span().subspan(at.ring_pos - block, HRL_SECTOR_SIZE);
+  return decode_record_header(unit, sb_.csum_seed(), h) == RecordVerdict::Valid &&
+         check_record_in_log(h, sb_, at.ring_pos, at.seq) == RecordVerdict::Valid;
+}
+
 ReadResult LogReader::next(LogRecord& rec) {
   if (pending_span_) {
     pos_.seq++;

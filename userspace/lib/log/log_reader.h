@@ -71,6 +71,10 @@ class LogReader {
   // Reads the superblock again (the persisted head moves as the writer runs).
   void refresh();
 
+  // Whether a valid record header sits at the position now: one small read,
+  // for following a live log without re-reading the window while idle.
+  bool peek();
+
   // Returns the next valid record, or where and why the valid data ends.
   // After End, a later call reads the same position again (follow a live log).
   ReadResult next(LogRecord& rec);

@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cerrno>
+#include <mutex>
 #include <cstring>
 #include <stdexcept>
 
@@ -45,6 +47,10 @@ void set_timeouts(int fd, std::chrono::milliseconds t) {
 
 TlsContext::TlsContext(Role role, const TlsConfig& cfg)
     : role_(role), ctx_(SSL_CTX_new(role == Role::Server ? TLS_server_method() : TLS_client_method())) {
+  // A peer that goes away must be an error on the write (EPIPE), not the
+  // end of the process: OpenSSL writes to the socket with write(2).
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { ::signal(SIGPIPE, SIG_IGN); });
   SSL_CTX* c = ctx_.get();
   if (!c) throw std::runtime_error("TLS context: " + ssl_errors());
   SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);  // TLS 1.3 and nothing older
@@ -122,7 +128,7 @@ Socket connect_tcp(const std::string& address, std::chrono::milliseconds timeout
 
 TlsStream::TlsStream(const TlsContext& ctx, Socket sock, const std::string& peer_name,
                      std::chrono::milliseconds io_timeout)
-    : sock_(std::move(sock)), ssl_(SSL_new(ctx.get())) {
+    : sock_(std::move(sock)), ssl_(SSL_new(ctx.get())), io_timeout_(io_timeout) {
   if (!ssl_) throw std::runtime_error("SSL_new: " + ssl_errors());
   set_timeouts(sock_.fd(), io_timeout);
   int one = 1;
@@ -160,33 +166,65 @@ TlsStream::~TlsStream() {
   if (ssl_) SSL_shutdown(ssl_.get());  // best effort: tells the peer we are done
 }
 
+// OpenSSL may want to read or write again (a record that was not
+// application data, an interrupted call, the socket's own timeout): wait for
+// the socket and retry until io_timeout_ has passed without progress.
+bool TlsStream::wait_for(int ssl_error, std::chrono::steady_clock::time_point deadline) {
+  short events = ssl_error == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (left.count() <= 0) return false;
+  pollfd p{sock_.fd(), events, 0};
+  return ::poll(&p, 1, static_cast<int>(left.count())) >= 0;
+}
+
 void TlsStream::read_exact(std::byte* p, size_t n) {
+  auto deadline = std::chrono::steady_clock::now() + io_timeout_;
   while (n > 0) {
     int rc = SSL_read(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-    if (rc <= 0) {
-      int err = SSL_get_error(ssl_.get(), rc);
-      if (err == SSL_ERROR_ZERO_RETURN) throw std::runtime_error("connection closed by " + peer_);
-      if (err == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-        throw std::runtime_error("timed out reading from " + (peer_.empty() ? std::string("peer") : peer_));
-      std::string why = ssl_errors();
-      if (err == SSL_ERROR_SYSCALL) why = errno ? std::strerror(errno) : "connection reset";
-      throw std::runtime_error("read from " + (peer_.empty() ? std::string("peer") : peer_) + ": " + why);
+    if (rc > 0) {
+      p += rc;
+      n -= static_cast<size_t>(rc);
+      deadline = std::chrono::steady_clock::now() + io_timeout_;
+      continue;
     }
-    p += rc;
-    n -= static_cast<size_t>(rc);
+    int saved = errno;
+    int err = SSL_get_error(ssl_.get(), rc);
+    std::string who = peer_.empty() ? std::string("peer") : peer_;
+    if (err == SSL_ERROR_ZERO_RETURN) throw PeerClosed("connection closed by " + who);
+    bool again = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+                 (err == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR));
+    if (again) {
+      if (wait_for(err, deadline)) continue;
+      throw std::runtime_error("timed out reading from " + who);
+    }
+    std::string why = err == SSL_ERROR_SYSCALL ? (saved ? std::strerror(saved) : "connection closed")
+                                               : ssl_errors() + " (SSL error " + std::to_string(err) + ")";
+    throw std::runtime_error("read from " + who + ": " + why);
   }
 }
 
 void TlsStream::write_all(const std::byte* p, size_t n) {
+  auto deadline = std::chrono::steady_clock::now() + io_timeout_;
   while (n > 0) {
     int rc = SSL_write(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-    if (rc <= 0) {
-      int err = SSL_get_error(ssl_.get(), rc);
-      std::string why = err == SSL_ERROR_SYSCALL ? (errno ? std::strerror(errno) : "connection reset") : ssl_errors();
-      throw std::runtime_error("write to " + (peer_.empty() ? std::string("peer") : peer_) + ": " + why);
+    if (rc > 0) {
+      p += rc;
+      n -= static_cast<size_t>(rc);
+      deadline = std::chrono::steady_clock::now() + io_timeout_;
+      continue;
     }
-    p += rc;
-    n -= static_cast<size_t>(rc);
+    int saved = errno;
+    int err = SSL_get_error(ssl_.get(), rc);
+    std::string who = peer_.empty() ? std::string("peer") : peer_;
+    bool again = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+                 (err == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR));
+    if (again) {
+      if (wait_for(err, deadline)) continue;
+      throw std::runtime_error("timed out writing to " + who);
+    }
+    std::string why = err == SSL_ERROR_SYSCALL ? (saved ? std::strerror(saved) : "connection closed")
+                                               : ssl_errors() + " (SSL error " + std::to_string(err) + ")";
+    throw std::runtime_error("write to " + who + ": " + why);
   }
 }
 
@@ -208,7 +246,9 @@ TlsStream::Frame TlsStream::receive() {
 }
 
 bool TlsStream::readable(std::chrono::milliseconds wait) {
-  if (SSL_pending(ssl_.get()) > 0) return true;
+  // Bytes OpenSSL already took off the socket, decrypted or not, are not
+  // visible to poll(): SSL_pending() alone would miss the undecrypted ones.
+  if (SSL_has_pending(ssl_.get())) return true;
   pollfd p{sock_.fd(), POLLIN, 0};
   return ::poll(&p, 1, static_cast<int>(wait.count())) > 0;
 }

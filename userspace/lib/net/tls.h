@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +16,12 @@
 #include "net/frame.h"
 
 namespace hrl {
+
+// The peer ended the connection cleanly (TLS close_notify).
+class PeerClosed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct TlsConfig {
   std::string cert, key, ca;  // PEM files: this node's certificate and key, the site CA
@@ -88,6 +95,7 @@ class TlsStream {
   bool readable(std::chrono::milliseconds wait);
 
  private:
+  bool wait_for(int ssl_error, std::chrono::steady_clock::time_point deadline);
   void read_exact(std::byte* p, size_t n);
   void write_all(const std::byte* p, size_t n);
   struct Free {
@@ -96,6 +104,7 @@ class TlsStream {
   Socket sock_;
   std::unique_ptr<SSL, Free> ssl_;
   std::string peer_;
+  std::chrono::milliseconds io_timeout_;
 };
 
 }  // namespace hrl

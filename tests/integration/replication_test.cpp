@@ -1,0 +1,178 @@
+// The primary and secondary sessions over real TLS on loopback, in threads:
+// a workload through LogWriter replicates byte for byte; the log's tail
+// moves only on DURABLE; another volume and a damaged batch are refused.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <future>
+#include <random>
+#include <thread>
+
+#include "log/log_reader.h"
+#include "log/log_writer.h"
+#include "net/certs.h"
+#include "repl/replica_state.h"
+#include "repl/session.h"
+#include "test_support.h"
+
+namespace hrl {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Replication : public ::testing::Test {
+ protected:
+  test::TempDir dir;
+  std::string data, log, replica, state;
+  TlsConfig primary_tls, secondary_tls;
+  std::atomic<bool> stop{false};
+  SessionStats pstats, sstats;
+
+  void SetUp() override {
+    data = test::make_file(dir.file("data.img"), 64 << 20);
+    replica = test::make_file(dir.file("replica.img"), 64 << 20);
+    log = test::make_file(dir.file("log.img"), 24 << 20);
+    state = dir.file("replica.state");
+    FormatOptions fo;
+    fo.ring_bytes = 16 << 20;  // smaller than the workload: acknowledgements must flow
+    fo.assume_in_sync = true;  // both images start as zeros
+    format_log(File::open(log, O_RDWR), (64 << 20) / 512, fo);
+    CertPaths ca{dir.file("ca.pem"), dir.file("ca.key")};
+    make_ca("site", ca);
+    for (auto [name, cfg] : {std::pair{"primary", &primary_tls}, std::pair{"secondary", &secondary_tls}}) {
+      CertPaths out{dir.file(std::string(name) + ".pem"), dir.file(std::string(name) + ".key")};
+      issue_cert(ca, name, out);
+      *cfg = {out.cert, out.key, ca.cert};
+    }
+  }
+
+  // Runs a secondary for one session; returns its error, or "".
+  std::future<std::string> secondary(Listener& l) {
+    return std::async(std::launch::async, [this, &l] {
+      try {
+        TlsContext ctx(TlsContext::Role::Server, secondary_tls);
+        Socket s;
+        while (s.fd() < 0 && !stop) s = l.accept(100ms);
+        TlsStream t(ctx, std::move(s));
+        run_secondary_session(t, {replica, state, "secondary"}, stop, sstats);
+        return std::string();
+      } catch (const std::exception& e) {
+        fprintf(stderr, "secondary: %s\n", e.what());
+        return std::string(e.what());
+      }
+    });
+  }
+
+  std::future<std::string> primary(uint16_t port) {
+    return std::async(std::launch::async, [this, port] {
+      try {
+        TlsContext ctx(TlsContext::Role::Client, primary_tls);
+        TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(port), 5s), "secondary");
+        PrimaryOptions o;
+        o.log_path = log;
+        o.node = "primary";
+        run_primary_session(t, o, stop, pstats);
+        return std::string();
+      } catch (const std::exception& e) {
+        fprintf(stderr, "primary: %s\n", e.what());
+        return std::string(e.what());
+      }
+    });
+  }
+};
+
+TEST_F(Replication, TheReplicaEqualsThePrimary) {
+  Listener l("127.0.0.1:0");
+  auto s = secondary(l);
+  auto p = primary(l.port());
+  struct StopOnExit {
+    std::atomic<bool>& stop;
+    ~StopOnExit() { stop = true; }
+  } stopper{stop};
+  std::mt19937_64 rng(42);
+  uint64_t last = 0;
+  {
+    LogWriter w(log, data);
+    WorkloadOptions wo;
+    wo.ops = 400;  // about 50 MiB through a 16 MiB ring
+    for (int round = 0; round < 4; round++) {
+      for (unsigned i = 0; i < wo.ops / 4; i++) {
+        for (int wait = 0; w.status().ring_used > w.status().ring_bytes * 3 / 4 && !w.refresh_acknowledged(); wait++) {
+          ASSERT_LT(wait, 20000) << "no acknowledgement for 20 s; primary at " << pstats.durable_seq.load();
+          std::this_thread::sleep_for(1ms);  // give the shipper time rather than overflow
+        }
+        WorkloadOptions one = wo;
+        one.ops = 1;
+        if (uint64_t seq = run_workload(w, rng, one).last_seq) last = seq;
+      }
+    }
+    EXPECT_EQ(w.status().mode, TrackingMode::Journal) << "the workload overflowed the ring";
+    last = w.status().head_seq - 1;
+    w.close();
+  }
+  for (int i = 0; i < 3000 && pstats.durable_seq < last; i++) std::this_thread::sleep_for(10ms);
+  stop = true;
+  EXPECT_EQ(p.get(), "");
+  EXPECT_EQ(s.get(), "");
+  EXPECT_EQ(pstats.durable_seq.load(), last);
+  EXPECT_EQ(ReplicaState::load(state)->durable_seq, last);
+  EXPECT_EQ(read_superblock(File::open(log, O_RDONLY)).tail_seq, last + 1);  // everything acknowledged
+  EXPECT_GT(pstats.raw_bytes.load(), 16u << 20);
+  EXPECT_EQ(test::compare_files(data, replica), "");
+}
+
+TEST_F(Replication, AReplicaOfAnotherVolumeRefusesThePrimary) {
+  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10};
+  other.save(state);
+  {
+    LogWriter w(log, data);
+    std::mt19937_64 rng(1);
+    w.write(0, random_bytes(rng, 4096));
+    w.close();
+  }
+  Listener l("127.0.0.1:0");
+  auto s = secondary(l);
+  auto p = primary(l.port());
+  std::string perr = p.get();
+  EXPECT_NE(perr.find("refused: wrong-volume: this replica follows volume"), std::string::npos) << perr;
+  EXPECT_NE(s.get().find("wrong-volume"), std::string::npos);
+  EXPECT_EQ(ReplicaState::load(state)->durable_seq, 10u);
+  EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
+}
+
+TEST_F(Replication, ADamagedBatchIsRefusedAndNothingApplied) {
+  Listener l("127.0.0.1:0");
+  auto s = secondary(l);
+  TlsContext ctx(TlsContext::Role::Client, primary_tls);
+  TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(l.port()), 5s), "secondary");
+  Superblock sb = read_superblock(File::open(log, O_RDONLY));
+  t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, "p"}));
+  ASSERT_EQ(t.receive().header.type, proto::FrameType::Welcome);
+  proto::BatchBuilder b(sb.csum_seed());
+  std::vector<std::byte> block(4096, std::byte{0x77});
+  for (uint64_t seq = 1; seq <= 3; seq++) {
+    RecordHeader h;
+    h.seq = seq;
+    h.generation = sb.generation;
+    h.sector = 8 * seq;
+    h.nr_sectors = 8;
+    h.payload_bytes = 4096;
+    h.payload_csum = payload_checksum(block, sb.csum_seed());
+    b.add(h, block);
+  }
+  auto payload = b.take();
+  payload[8 + 2 * (64 + 4096) + 64 + 10] ^= std::byte{1};  // the data of seq 3
+  t.send(proto::FrameType::Records, payload);
+  auto f = t.receive();
+  ASSERT_EQ(f.header.type, proto::FrameType::Refuse);
+  auto r = proto::decode_refuse(f.payload);
+  EXPECT_EQ(r.code, proto::RefuseCode::BadRecord);
+  EXPECT_NE(r.message.find("seq 3 fails its payload checksum; nothing of the batch was applied"), std::string::npos)
+      << r.message;
+  EXPECT_NE(s.get().find("bad-record"), std::string::npos);
+  EXPECT_EQ(ReplicaState::load(state)->durable_seq, 0u);  // seq 1 and 2 were valid, and not applied either
+  EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
+}
+
+}  // namespace
+}  // namespace hrl

@@ -1,0 +1,60 @@
+#include "repl/replica_state.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "io/file.h"
+#include "log/superblock.h"
+
+namespace hrl {
+
+std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return std::nullopt;
+    throw_errno(errno, "open " + path);
+  }
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    ReplicaState s;
+    std::string uuid = j.at("uuid");
+    for (size_t i = 0, k = 0; i < uuid.size() && k < 16; i++) {
+      if (uuid[i] == '-') continue;
+      s.uuid[k++] = static_cast<uint8_t>(std::stoi(uuid.substr(i, 2), nullptr, 16));
+      i++;
+    }
+    s.generation = j.at("generation");
+    s.data_sectors = j.at("data_sectors");
+    s.durable_seq = j.at("durable_seq");
+    return s;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": damaged replica state (" + e.what() + ")");
+  }
+}
+
+void ReplicaState::save(const std::string& path) const {
+  nlohmann::json j{{"uuid", uuid_string(uuid)},
+                   {"generation", generation},
+                   {"data_sectors", data_sectors},
+                   {"durable_seq", durable_seq}};
+  std::string text = j.dump(2) + "\n";
+  std::string tmp = path + ".tmp";
+  {
+    File f = File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
+    f.datasync();
+  }
+  if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno(errno, "rename " + tmp);
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  File d = File::open(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
+  if (::fsync(d.fd()) < 0) throw_errno(errno, "fsync " + dir);
+}
+
+}  // namespace hrl

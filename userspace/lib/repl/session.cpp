@@ -1,0 +1,187 @@
+#include "repl/session.h"
+
+#include <deque>
+
+#include "io/file.h"
+#include "log/log_reader.h"
+#include "log/record_applier.h"
+#include "log/superblock.h"
+#include "repl/replica_state.h"
+
+namespace hrl {
+
+using namespace std::chrono_literals;
+using proto::FrameType;
+
+namespace {
+
+[[noreturn]] void refuse(TlsStream& peer, proto::RefuseCode code, const std::string& msg) {
+  try {
+    peer.send(FrameType::Refuse, proto::encode(proto::Refuse{code, msg}));
+  } catch (const std::exception&) {  // the refusal is best effort; the reason is ours anyway
+  }
+  throw SessionError(std::string(proto::refuse_code_name(code)) + ": " + msg, code == proto::RefuseCode::Busy);
+}
+
+}  // namespace
+
+// ---- primary ---------------------------------------------------------------
+
+void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop,
+                         SessionStats& stats) {
+  LogReaderOptions ro;
+  ro.backend = opt.backend;
+  LogReader reader(opt.log_path, ro);
+  File log = File::open(opt.log_path, O_RDWR);
+  const Superblock sb = reader.superblock();
+
+  peer.send(FrameType::Hello,
+            proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, sb.tail_seq, opt.node}));
+  auto f = peer.receive();
+  if (f.header.type == FrameType::Refuse) {
+    auto r = proto::decode_refuse(f.payload);
+    throw SessionError("the secondary refused: " + std::string(proto::refuse_code_name(r.code)) + ": " + r.message,
+                       r.code == proto::RefuseCode::Busy);
+  }
+  if (f.header.type != FrameType::Welcome)
+    throw SessionError(std::string("expected WELCOME, got ") + proto::frame_type_name(f.header.type), true);
+  auto welcome = proto::decode_welcome(f.payload);
+  if (welcome.uuid != sb.uuid || welcome.generation != sb.generation)
+    throw SessionError("the secondary answered for another volume or lineage", false);
+  const uint64_t durable = welcome.durable_seq;
+  stats.durable_seq = durable;
+
+  // Skip what the secondary already holds; acknowledge it if the log has not.
+  LogRecord rec;
+  ReadResult r;
+  while (reader.position().seq <= durable) {
+    r = reader.next(rec);
+    if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
+    if (r.status == ReadStatus::End)
+      throw SessionError("the secondary holds records up to seq " + std::to_string(durable) +
+                             " but this log ends at seq " + std::to_string(r.at.seq - 1) + ": a resync is required",
+                         false);
+  }
+  if (durable >= sb.tail_seq) acknowledge_log(log, reader.position().seq, reader.position().ring_pos);
+
+  struct Shipped {
+    uint64_t last_seq;
+    LogPosition next;  // where the log's tail goes once it is durable
+    uint64_t last_ns;
+  };
+  std::deque<Shipped> inflight;
+  proto::BatchBuilder batch(sb.csum_seed());
+  uint64_t last_ns = 0;
+
+  auto on_frame = [&](const TlsStream::Frame& fr) {
+    if (fr.header.type == FrameType::Refuse) {
+      auto rf = proto::decode_refuse(fr.payload);
+      throw SessionError("the secondary refused: " + std::string(proto::refuse_code_name(rf.code)) + ": " +
+                             rf.message,
+                         rf.code == proto::RefuseCode::Busy);
+    }
+    if (fr.header.type != FrameType::Durable)
+      throw SessionError(std::string("unexpected ") + proto::frame_type_name(fr.header.type) + " frame", true);
+    uint64_t seq = proto::decode_durable(fr.payload).seq;
+    std::optional<Shipped> done;
+    while (!inflight.empty() && inflight.front().last_seq <= seq) {
+      done = inflight.front();
+      inflight.pop_front();
+    }
+    if (!done || done->last_seq != seq)
+      throw SessionError("DURABLE " + std::to_string(seq) + " does not end a batch in flight", true);
+    acknowledge_log(log, done->next.seq, done->next.ring_pos);  // only now may the ring space go
+    stats.durable_seq = seq;
+    stats.last_durable_ns = done->last_ns;
+  };
+
+  while (!stop) {
+    r = ReadResult{};
+    while (batch.bytes() < opt.batch_bytes && (r = reader.next(rec)).status == ReadStatus::Record) {
+      batch.add(rec.header, rec.payload);
+      if (rec.header.timestamp_ns) last_ns = rec.header.timestamp_ns;
+    }
+    if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
+    if (batch.count()) {
+      while (inflight.size() >= opt.window) on_frame(peer.receive());
+      Shipped s{batch.last_seq(), reader.position(), last_ns};
+      uint64_t raw = batch.bytes();
+      auto frame = proto::make_frame(FrameType::Records, batch.take(), opt.zstd_level);
+      peer.send_frame(frame);
+      stats.raw_bytes += raw;
+      stats.wire_bytes += frame.size();
+      inflight.push_back(s);
+      continue;
+    }
+    // Nothing new: take acknowledgements, and look for records with one small read.
+    while (!stop && peer.readable(inflight.empty() ? 50ms : 0ms)) on_frame(peer.receive());
+    if (inflight.empty()) stats.last_durable_ns = 0;  // caught up: no lag
+    while (!stop && !reader.peek() && !peer.readable(20ms)) {
+    }
+  }
+}
+
+// ---- secondary -------------------------------------------------------------
+
+void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const std::atomic<bool>& stop,
+                           SessionStats& stats) {
+  std::optional<ReplicaState> state = ReplicaState::load(opt.state_path);
+  File replica = File::open(opt.replica_path, O_RDWR);
+
+  auto f = peer.receive();
+  if (f.header.type != FrameType::Hello)
+    refuse(peer, proto::RefuseCode::Internal, std::string("expected HELLO, got ") + proto::frame_type_name(f.header.type));
+  auto hello = proto::decode_hello(f.payload);
+  if (state && state->uuid != hello.uuid)
+    refuse(peer, proto::RefuseCode::WrongVolume,
+           "this replica follows volume " + uuid_string(state->uuid) + ", not " + uuid_string(hello.uuid));
+  if (state && state->generation != hello.generation)
+    refuse(peer, proto::RefuseCode::Generation,
+           "the replica is at generation " + std::to_string(state->generation) + ", the primary at " +
+               std::to_string(hello.generation) + ": the sites diverged");
+  if (replica.size() < hello.data_sectors * HRL_SECTOR_SIZE)
+    refuse(peer, proto::RefuseCode::Size,
+           opt.replica_path + " is " + std::to_string(replica.size()) + " bytes, the volume " +
+               std::to_string(hello.data_sectors * HRL_SECTOR_SIZE));
+  if (!state) {  // a new pair: the replica starts where the primary's log starts
+    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1};
+    state->save(opt.state_path);
+  }
+  if (hello.first_seq > state->durable_seq + 1)
+    refuse(peer, proto::RefuseCode::Gap,
+           "the replica holds records up to seq " + std::to_string(state->durable_seq) +
+               "; the primary's log starts at seq " + std::to_string(hello.first_seq) + ": a resync is required");
+  peer.send(FrameType::Welcome,
+            proto::encode(proto::Welcome{state->uuid, state->generation, state->durable_seq, opt.node}));
+  stats.durable_seq = state->durable_seq;
+
+  const uint64_t seed = hrl_csum_seed(state->uuid.data());
+  auto io = make_io_backend(opt.backend, 32);
+  while (!stop) {
+    if (!peer.readable(200ms)) continue;
+    try {
+      f = peer.receive();
+    } catch (const PeerClosed&) {
+      return;  // the primary stopped: a normal end of the session
+    }
+    if (f.header.type != FrameType::Records)
+      refuse(peer, proto::RefuseCode::Internal, std::string("unexpected ") + proto::frame_type_name(f.header.type));
+    std::vector<proto::BatchRecord> records;
+    try {  // every record is checked before any is applied
+      records = proto::decode_batch(f.payload, seed, state->durable_seq + 1);
+    } catch (const proto::ProtocolError& e) {
+      refuse(peer, proto::RefuseCode::BadRecord, std::string(e.what()) + "; nothing of the batch was applied");
+    }
+    RecordApplier applier(replica, state->data_sectors, *io);
+    for (const auto& br : records) applier.apply(LogRecord{br.header, 0, br.payload});
+    applier.finish();  // applied and fdatasync'ed
+    state->durable_seq = records.back().header.seq;
+    state->save(opt.state_path);  // durable before it is acknowledged
+    peer.send(FrameType::Durable, proto::encode(proto::Durable{state->durable_seq}));
+    stats.durable_seq = state->durable_seq;
+    stats.raw_bytes += f.payload.size();
+    stats.wire_bytes += f.header.wire_len + proto::kHeaderSize;
+  }
+}
+
+}  // namespace hrl

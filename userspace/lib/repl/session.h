@@ -1,0 +1,60 @@
+// The two ends of a replication session over an authenticated TlsStream
+// (docs/protocol.md). Each runs until the connection ends, stop is set, or an
+// error: SessionError says whether retrying can help.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "io/io_backend.h"
+#include "net/messages.h"
+#include "net/tls.h"
+
+namespace hrl {
+
+class SessionError : public std::runtime_error {
+ public:
+  SessionError(const std::string& what, bool recoverable) : std::runtime_error(what), recoverable_(recoverable) {}
+  // False for what only an operator can fix: another volume, a diverged
+  // lineage, records gone, a replica too small: the volume goes critical.
+  bool recoverable() const { return recoverable_; }
+
+ private:
+  bool recoverable_;
+};
+
+struct SessionStats {
+  std::atomic<uint64_t> durable_seq{0};
+  std::atomic<uint64_t> raw_bytes{0};   // record bytes shipped
+  std::atomic<uint64_t> wire_bytes{0};  // after compression
+  std::atomic<uint64_t> last_durable_ns{0};  // CLOCK_REALTIME stamp of the newest durable record
+};
+
+struct PrimaryOptions {
+  std::string log_path;
+  std::string node;              // this node's name, sent in HELLO
+  int zstd_level = 1;
+  uint32_t batch_bytes = 4u << 20;
+  unsigned window = 4;           // batches in flight before waiting for DURABLE
+  IoBackendKind backend = IoBackendKind::Auto;
+};
+
+// Ships the log from the secondary's durable point on; moves the log's tail
+// (acknowledge_log) only when the secondary says a batch is durable.
+void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop,
+                         SessionStats& stats);
+
+struct SecondaryOptions {
+  std::string replica_path;
+  std::string state_path;
+  std::string node;
+  IoBackendKind backend = IoBackendKind::Auto;
+};
+
+// Checks the primary's HELLO against the replica's state, then applies
+// batches, each made durable before it is acknowledged.
+void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const std::atomic<bool>& stop,
+                           SessionStats& stats);
+
+}  // namespace hrl
