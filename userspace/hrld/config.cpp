@@ -1,0 +1,67 @@
+#include "config.h"
+
+#include <toml++/toml.h>
+
+#include <stdexcept>
+
+namespace hrl {
+namespace {
+
+std::string need(const toml::table& t, const std::string& key, const std::string& where) {
+  auto v = t[key].value<std::string>();
+  if (!v || v->empty()) throw std::runtime_error(where + ": '" + key + "' is missing");
+  return *v;
+}
+
+}  // namespace
+
+Config load_config(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw std::runtime_error(path + ": " + std::string(e.description()) + " at line " +
+                             std::to_string(e.source().begin.line));
+  }
+  Config c;
+  const toml::table* node = root["node"].as_table();
+  if (!node) throw std::runtime_error(path + ": no [node] section");
+  c.node = need(*node, "name", path + " [node]");
+  c.tls = {need(*node, "cert", path + " [node]"), need(*node, "key", path + " [node]"),
+           need(*node, "ca", path + " [node]")};
+  if (auto* retry = (*node)["retry_seconds"].as_array()) {
+    c.retry_seconds.clear();
+    for (auto& v : *retry) c.retry_seconds.push_back(v.value<double>().value_or(1));
+  }
+  c.retry_every = (*node)["retry_every"].value<double>().value_or(c.retry_every);
+
+  const toml::array* vols = root["volume"].as_array();
+  if (!vols || vols->empty()) throw std::runtime_error(path + ": no [[volume]]");
+  for (auto& item : *vols) {
+    const toml::table* t = item.as_table();
+    if (!t) throw std::runtime_error(path + ": [[volume]] is not a table");
+    VolumeConfig v;
+    v.name = need(*t, "name", path + " [[volume]]");
+    std::string where = path + " volume " + v.name;
+    std::string role = need(*t, "role", where);
+    if (role == "primary") {
+      v.role = VolumeConfig::Role::Primary;
+      v.log = need(*t, "log", where);
+      v.peer = need(*t, "peer", where);
+      v.peer_name = need(*t, "peer_name", where);
+      v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
+      if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
+    } else if (role == "secondary") {
+      v.role = VolumeConfig::Role::Secondary;
+      v.listen = need(*t, "listen", where);
+      v.replica = need(*t, "replica", where);
+      v.state_dir = need(*t, "state_dir", where);
+    } else {
+      throw std::runtime_error(where + ": role is 'primary' or 'secondary', not '" + role + "'");
+    }
+    c.volumes.push_back(std::move(v));
+  }
+  return c;
+}
+
+}  // namespace hrl

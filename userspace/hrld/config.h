@@ -1,0 +1,36 @@
+// hrld's configuration file (TOML), checked as a whole when it is read.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "net/tls.h"
+
+namespace hrl {
+
+struct VolumeConfig {
+  std::string name;
+  enum class Role { Primary, Secondary } role = Role::Primary;
+  // primary
+  std::string log;        // the .hrl log (the dm-hrl log device, or a LogWriter's)
+  std::string peer;       // host:port of the secondary
+  std::string peer_name;  // the secondary's certificate name
+  int compression = 1;    // zstd level, 0 = none
+  // secondary
+  std::string listen;     // host:port
+  std::string replica;    // the replica device or image
+  std::string state_dir;  // where the replica's state file lives
+};
+
+struct Config {
+  std::string node;
+  TlsConfig tls;
+  std::vector<double> retry_seconds = {1, 2, 4, 8, 10};  // then retry_every
+  double retry_every = 30;
+  std::vector<VolumeConfig> volumes;
+};
+
+// Throws std::runtime_error naming the file and the key at fault.
+Config load_config(const std::string& path);
+
+}  // namespace hrl
