@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -23,6 +26,18 @@ namespace hrl {
 namespace {
 
 using namespace std::chrono_literals;
+
+std::string run_hrlctl(const std::string& args, int* status = nullptr) {
+  std::string cmd = std::string(HRLCTL_BIN) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -76,13 +91,23 @@ class Hrld : public ::testing::TestWithParam<std::string> {
     fo.ring_bytes = 16 << 20;
     fo.assume_in_sync = true;
     format_log(File::open(log, O_RDWR), (64 << 20) / 512, fo);
+    // The certificates as an operator makes them, with hrlctl.
+    int st = 0;
+    std::string out = run_hrlctl("cert init --dir " + dir.path() + " --site site", &st);
+    ASSERT_EQ(st, 0) << out;
+    for (std::string n : {"site-a", "site-b"}) {
+      out = run_hrlctl("cert issue --dir " + dir.path() + " " + n, &st);
+      ASSERT_EQ(st, 0) << out;
+      struct stat sb;
+      ASSERT_EQ(::stat(dir.file(n + ".key").c_str(), &sb), 0);
+      EXPECT_EQ(sb.st_mode & 0777, 0600u) << "a private key readable by others";
+    }
     CertPaths ca{dir.file("ca.pem"), dir.file("ca.key")};
-    make_ca("site", ca);
-    for (std::string n : {"site-a", "site-b"}) issue_cert(ca, n, {dir.file(n + ".pem"), dir.file(n + ".key")});
     { Listener probe("127.0.0.1:0"); port = probe.port(); }  // a free port for the secondary
     auto node = [&](const std::string& n) {
       return "[node]\nname = \"" + n + "\"\ncert = \"" + dir.file(n + ".pem") + "\"\nkey = \"" + dir.file(n + ".key") +
-             "\"\nca = \"" + ca.cert + "\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\n";
+             "\"\nca = \"" + ca.cert + "\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\ncontrol_socket = \"" +
+             dir.file(n + ".sock") + "\"\n";
     };
     primary_conf = dir.file("primary.toml");
     std::ofstream(primary_conf) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
@@ -182,6 +207,51 @@ TEST_P(Hrld, AReplicaOfAnotherVolumeMakesTheVolumeCritical) {
   EXPECT_EQ(primary.stop(SIGTERM), 0);  // the daemon itself runs on
   EXPECT_EQ(ReplicaState::load(state)->durable_seq, 3u);
   EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
+}
+
+TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
+  Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
+  Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
+  std::mt19937_64 rng(5);
+  LogWriter w(log, data);
+  uint64_t last = write_some(w, rng, 50);
+  wait_for(last, 30s);
+  std::string psock = "--socket " + dir.file("site-a.sock"), ssock = "--socket " + dir.file("site-b.sock");
+  int st = 0;
+  auto j = nlohmann::json::parse(run_hrlctl("status --json " + psock, &st));
+  ASSERT_EQ(st, 0);
+  EXPECT_EQ(j["node"], "site-a");
+  EXPECT_EQ(j["volumes"][0]["name"], "db0");
+  EXPECT_EQ(j["volumes"][0]["role"], "primary");
+  EXPECT_EQ(j["volumes"][0]["state"], "replicating");
+  EXPECT_EQ(j["volumes"][0]["durable_seq"], last);
+  EXPECT_GT(j["volumes"][0]["bytes_shipped"].get<uint64_t>(), 0u);
+  EXPECT_EQ(j["volumes"][0]["rpo_seconds"], 0.0);  // caught up
+  auto s = nlohmann::json::parse(run_hrlctl("status --json " + ssock));
+  EXPECT_EQ(s["volumes"][0]["role"], "secondary");
+  EXPECT_EQ(s["volumes"][0]["durable_seq"], last);
+  std::string table = run_hrlctl("status " + psock);
+  EXPECT_NE(table.find("db0"), std::string::npos) << table;
+  EXPECT_NE(table.find("replicating"), std::string::npos) << table;
+
+  std::string out = run_hrlctl("pause db0 " + psock, &st);
+  ASSERT_EQ(st, 0) << out;
+  std::this_thread::sleep_for(300ms);
+  uint64_t paused_at = durable();
+  uint64_t more = write_some(w, rng, 30);  // still tracked in the log
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(durable(), paused_at) << "a paused volume shipped";
+  j = nlohmann::json::parse(run_hrlctl("status --json " + psock));
+  EXPECT_EQ(j["volumes"][0]["state"], "paused");
+  EXPECT_EQ(run_hrlctl("pause nosuch " + psock, &st).find("no volume named 'nosuch'") != std::string::npos, true);
+  EXPECT_EQ(st, 1);
+  out = run_hrlctl("resume db0 " + psock, &st);
+  ASSERT_EQ(st, 0) << out;
+  wait_for(more, 30s);
+  w.close();
+  EXPECT_EQ(run_hrlctl("status --socket " + dir.file("nobody.sock"), &st).find("is hrld running?") != std::string::npos,
+            true);
+  EXPECT_EQ(st, 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Hrld, ::testing::Values("io_uring", "libaio"),

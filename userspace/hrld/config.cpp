@@ -34,6 +34,7 @@ Config load_config(const std::string& path) {
     for (auto& v : *retry) c.retry_seconds.push_back(v.value<double>().value_or(1));
   }
   c.retry_every = (*node)["retry_every"].value<double>().value_or(c.retry_every);
+  c.control_socket = (*node)["control_socket"].value<std::string>().value_or(c.control_socket);
 
   const toml::array* vols = root["volume"].as_array();
   if (!vols || vols->empty()) throw std::runtime_error(path + ": no [[volume]]");

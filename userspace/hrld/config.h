@@ -24,6 +24,7 @@ struct VolumeConfig {
 
 struct Config {
   std::string node;
+  std::string control_socket = "/run/hrl/hrld.sock";
   TlsConfig tls;
   std::vector<double> retry_seconds = {1, 2, 4, 8, 10};  // then retry_every
   double retry_every = 30;

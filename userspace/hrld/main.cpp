@@ -18,6 +18,8 @@
 #include <thread>
 
 #include "config.h"
+#include "control.h"
+#include "volume_runtime.h"
 #include "io/io_backend.h"
 #include "net/tls.h"
 #include "repl/session.h"
@@ -54,7 +56,8 @@ double retry_delay(const Config& c, unsigned attempt, std::mt19937& rng) {
   return base * std::uniform_real_distribution<double>(0.9, 1.1)(rng);
 }
 
-void run_primary(const Config& c, const VolumeConfig& v, IoBackendKind backend) {
+void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
+  const VolumeConfig& v = rt.config;
   TlsContext tls(TlsContext::Role::Client, c.tls);
   PrimaryOptions opt;
   opt.log_path = v.log;
@@ -63,22 +66,44 @@ void run_primary(const Config& c, const VolumeConfig& v, IoBackendKind backend) 
   opt.backend = backend;
   std::mt19937 rng(std::random_device{}());
   unsigned attempt = 0;
+  // A session ends when the daemon stops or the operator pauses the volume.
+  std::atomic<bool> session_stop{false};
+  std::thread watch([&] {
+    while (!g_stop) {
+      session_stop = g_stop || rt.paused;
+      std::this_thread::sleep_for(50ms);
+    }
+    session_stop = true;
+  });
+  struct Join {
+    std::thread& t;
+    ~Join() { t.join(); }
+  } join{watch};
   while (!g_stop) {
-    SessionStats stats;
+    if (rt.paused) {
+      rt.set_state("paused");
+      pause_for(200ms);
+      continue;
+    }
     try {
+      rt.set_state("connecting");
       TlsStream peer(tls, connect_tcp(v.peer, 10s), v.peer_name);
       log_line(v.name, "connected to " + peer.peer() + " at " + v.peer);
+      rt.set_state("replicating");
       attempt = 0;
-      run_primary_session(peer, opt, g_stop, stats);
-      if (g_stop) break;
+      run_primary_session(peer, opt, session_stop, rt.stats);
+      if (g_stop || rt.paused) continue;
     } catch (const SessionError& e) {
       if (!e.recoverable()) {
         log_line(v.name, "CRITICAL: " + std::string(e.what()) + "; replication of this volume stops until an operator acts");
+        rt.set_state("critical", e.what());
         return;
       }
       log_line(v.name, e.what());
+      rt.set_state("retrying", e.what());
     } catch (const std::exception& e) {
       log_line(v.name, e.what());
+      rt.set_state("retrying", e.what());
     }
     if (g_stop) break;
     double d = retry_delay(c, attempt++, rng);
@@ -89,22 +114,26 @@ void run_primary(const Config& c, const VolumeConfig& v, IoBackendKind backend) 
   }
 }
 
-void run_secondary(const Config& c, const VolumeConfig& v, IoBackendKind backend) {
+void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
+  const VolumeConfig& v = rt.config;
   TlsContext tls(TlsContext::Role::Server, c.tls);
   Listener listener(v.listen);
   log_line(v.name, "listening on " + v.listen);
+  rt.set_state("listening");
   SecondaryOptions opt{v.replica, v.state_dir + "/" + v.name + ".state", c.node, backend};
   while (!g_stop) {
     Socket s = listener.accept(200ms);
     if (s.fd() < 0) continue;
-    SessionStats stats;
     try {
       TlsStream peer(tls, std::move(s));
       log_line(v.name, "primary " + peer.peer() + " connected");
-      run_secondary_session(peer, opt, g_stop, stats);
-      log_line(v.name, "session ended at durable seq " + std::to_string(stats.durable_seq.load()));
+      rt.set_state("replicating");
+      run_secondary_session(peer, opt, g_stop, rt.stats);
+      log_line(v.name, "session ended at durable seq " + std::to_string(rt.stats.durable_seq.load()));
+      rt.set_state("listening");
     } catch (const std::exception& e) {
       log_line(v.name, std::string("session ended: ") + e.what());
+      rt.set_state("listening", e.what());
     }
   }
 }
@@ -147,19 +176,29 @@ int main(int argc, char** argv) {
   });
   signals.detach();
 
+  std::vector<std::unique_ptr<VolumeRuntime>> volumes;
+  for (const VolumeConfig& v : cfg.volumes) volumes.push_back(std::make_unique<VolumeRuntime>(v));
   std::vector<std::thread> workers;
-  for (const VolumeConfig& v : cfg.volumes) {
-    workers.emplace_back([&cfg, &v, kind] {
+  for (auto& rt : volumes) {
+    workers.emplace_back([&cfg, &rt, kind] {
       try {
-        if (v.role == VolumeConfig::Role::Primary)
-          run_primary(cfg, v, kind);
+        if (rt->config.role == VolumeConfig::Role::Primary)
+          run_primary(cfg, *rt, kind);
         else
-          run_secondary(cfg, v, kind);
+          run_secondary(cfg, *rt, kind);
       } catch (const std::exception& e) {
-        log_line(v.name, std::string("CRITICAL: ") + e.what());
+        log_line(rt->config.name, std::string("CRITICAL: ") + e.what());
+        rt->set_state("critical", e.what());
       }
     });
   }
+  workers.emplace_back([&cfg, &volumes] {
+    try {
+      serve_control(cfg.control_socket, cfg.node, volumes, g_stop);
+    } catch (const std::exception& e) {
+      log_line("-", std::string("control socket: ") + e.what());
+    }
+  });
   log_line("-", "node " + cfg.node + " running " + std::to_string(cfg.volumes.size()) + " volume(s)");
   for (auto& t : workers) t.join();
   log_line("-", "stopped");

@@ -67,11 +67,11 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
   struct Shipped {
     uint64_t last_seq;
     LogPosition next;  // where the log's tail goes once it is durable
-    uint64_t last_ns;
+    uint64_t first_ns;  // timestamp of its oldest record
   };
   std::deque<Shipped> inflight;
   proto::BatchBuilder batch(sb.csum_seed());
-  uint64_t last_ns = 0;
+  uint64_t first_ns = 0;
 
   auto on_frame = [&](const TlsStream::Frame& fr) {
     if (fr.header.type == FrameType::Refuse) {
@@ -92,19 +92,20 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
       throw SessionError("DURABLE " + std::to_string(seq) + " does not end a batch in flight", true);
     acknowledge_log(log, done->next.seq, done->next.ring_pos);  // only now may the ring space go
     stats.durable_seq = seq;
-    stats.last_durable_ns = done->last_ns;
+    stats.pending_since_ns = inflight.empty() ? 0 : inflight.front().first_ns;
   };
 
   while (!stop) {
     r = ReadResult{};
     while (batch.bytes() < opt.batch_bytes && (r = reader.next(rec)).status == ReadStatus::Record) {
+      if (!batch.count()) first_ns = rec.header.timestamp_ns;
       batch.add(rec.header, rec.payload);
-      if (rec.header.timestamp_ns) last_ns = rec.header.timestamp_ns;
     }
     if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
     if (batch.count()) {
       while (inflight.size() >= opt.window) on_frame(peer.receive());
-      Shipped s{batch.last_seq(), reader.position(), last_ns};
+      Shipped s{batch.last_seq(), reader.position(), first_ns};
+      if (inflight.empty()) stats.pending_since_ns = first_ns;
       uint64_t raw = batch.bytes();
       auto frame = proto::make_frame(FrameType::Records, batch.take(), opt.zstd_level);
       peer.send_frame(frame);
@@ -115,7 +116,6 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
     }
     // Nothing new: take acknowledgements, and look for records with one small read.
     while (!stop && peer.readable(inflight.empty() ? 50ms : 0ms)) on_frame(peer.receive());
-    if (inflight.empty()) stats.last_durable_ns = 0;  // caught up: no lag
     while (!stop && !reader.peek() && !peer.readable(20ms)) {
     }
   }

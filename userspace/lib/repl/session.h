@@ -28,7 +28,9 @@ struct SessionStats {
   std::atomic<uint64_t> durable_seq{0};
   std::atomic<uint64_t> raw_bytes{0};   // record bytes shipped
   std::atomic<uint64_t> wire_bytes{0};  // after compression
-  std::atomic<uint64_t> last_durable_ns{0};  // CLOCK_REALTIME stamp of the newest durable record
+  // CLOCK_REALTIME stamp of the oldest record shipped but not durable yet,
+  // 0 when everything read is durable: the RPO is now minus this.
+  std::atomic<uint64_t> pending_since_ns{0};
 };
 
 struct PrimaryOptions {

@@ -1,0 +1,140 @@
+// hrlctl: the operator's command line for hrl.
+//
+//   hrlctl status [--json]            volumes of the local hrld: role, state, RPO, throughput
+//   hrlctl pause VOLUME | resume VOLUME   stop or restart shipping (tracking never stops)
+//   hrlctl cert init --dir DIR --site NAME    a site CA
+//   hrlctl cert issue --dir DIR NODE          a node certificate signed by it
+//
+// --socket (or HRL_CONTROL_SOCKET) names hrld's control socket.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "io/file.h"
+#include "net/certs.h"
+#include "net/tls.h"
+
+namespace hrl {
+namespace {
+
+using json = nlohmann::json;
+
+json request(const std::string& path, const json& req) {
+  Socket s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  if (::connect(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
+    throw std::runtime_error("cannot reach hrld at " + path + ": " + std::strerror(errno) + " (is hrld running?)");
+  std::string out = req.dump() + "\n";
+  if (::write(s.fd(), out.data(), out.size()) != static_cast<ssize_t>(out.size())) throw_errno(errno, "write " + path);
+  std::string in;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(s.fd(), buf, sizeof buf)) > 0) in.append(buf, static_cast<size_t>(n));
+  return json::parse(in);
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, u++;
+  char s[32];
+  snprintf(s, sizeof s, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+  return s;
+}
+
+int cmd_status(const std::string& sock, bool as_json) {
+  json st = request(sock, {{"cmd", "status"}});
+  if (as_json) {
+    std::cout << st.dump(2) << "\n";
+    return 0;
+  }
+  printf("node %s\n", st.value("node", "?").c_str());
+  printf("%-12s %-10s %-12s %12s %9s %12s %7s  %s\n", "VOLUME", "ROLE", "STATE", "DURABLE SEQ", "RPO", "SHIPPED",
+         "RATIO", "LAST ERROR");
+  for (const json& v : st["volumes"]) {
+    char rpo[32];
+    snprintf(rpo, sizeof rpo, "%.1f s", v.value("rpo_seconds", 0.0));
+    printf("%-12s %-10s %-12s %12llu %9s %12s %6.2fx  %s\n", v.value("name", "").c_str(), v.value("role", "").c_str(),
+           v.value("state", "").c_str(), static_cast<unsigned long long>(v.value("durable_seq", 0ULL)), rpo,
+           human_bytes(v.value("bytes_shipped", 0.0)).c_str(), v.value("compression_ratio", 1.0),
+           v.value("last_error", "").c_str());
+  }
+  return 0;
+}
+
+int cmd_simple(const std::string& sock, const std::string& cmd, const std::string& volume) {
+  json r = request(sock, {{"cmd", cmd}, {"volume", volume}});
+  if (!r.value("ok", false)) {
+    fprintf(stderr, "hrlctl %s: %s\n", cmd.c_str(), r.value("error", "failed").c_str());
+    return 1;
+  }
+  printf("%s %sd\n", volume.c_str(), cmd.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace hrl
+
+int main(int argc, char** argv) {
+  using namespace hrl;
+  CLI::App app{"hrlctl: operate hrl replication"};
+  app.require_subcommand(1);
+  app.fallthrough();  // --socket after the subcommand, as operators type it
+  const char* env = std::getenv("HRL_CONTROL_SOCKET");
+  std::string sock = env ? env : "/run/hrl/hrld.sock";
+  app.add_option("--socket", sock, "hrld's control socket");
+
+  bool as_json = false;
+  auto* status = app.add_subcommand("status", "volumes of the local hrld: role, state, RPO, throughput");
+  status->add_flag("--json", as_json, "machine-readable output");
+  std::string volume;
+  auto* pause = app.add_subcommand("pause", "stop shipping a primary volume (writes are still tracked)");
+  pause->add_option("volume", volume, "volume name")->required();
+  auto* resume = app.add_subcommand("resume", "ship a paused volume again");
+  resume->add_option("volume", volume, "volume name")->required();
+
+  auto* cert = app.add_subcommand("cert", "site CA and node certificates");
+  cert->require_subcommand(1);
+  std::string dir = ".", site, node;
+  auto* init = cert->add_subcommand("init", "create the site CA: DIR/ca.pem and DIR/ca.key");
+  init->add_option("--dir", dir, "where the files go");
+  init->add_option("--site", site, "the site's name")->required();
+  auto* issue = cert->add_subcommand("issue", "a node certificate signed by DIR/ca.pem: DIR/NODE.pem, DIR/NODE.key");
+  issue->add_option("--dir", dir, "where the CA is and the files go");
+  issue->add_option("node", node, "the node's name (its hrld [node] name)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    if (*status) return cmd_status(sock, as_json);
+    if (*pause) return cmd_simple(sock, "pause", volume);
+    if (*resume) return cmd_simple(sock, "resume", volume);
+    if (*init) {
+      make_ca(site, {dir + "/ca.pem", dir + "/ca.key"});
+      printf("site CA %s: %s/ca.pem (key %s/ca.key, mode 0600)\n", site.c_str(), dir.c_str(), dir.c_str());
+      return 0;
+    }
+    if (*issue) {
+      issue_cert({dir + "/ca.pem", dir + "/ca.key"}, node, {dir + "/" + node + ".pem", dir + "/" + node + ".key"});
+      printf("certificate of %s: %s/%s.pem (key %s/%s.key, mode 0600)\n", node.c_str(), dir.c_str(), node.c_str(),
+             dir.c_str(), node.c_str());
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    fprintf(stderr, "hrlctl: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

@@ -1,0 +1,79 @@
+#include "control.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "io/file.h"
+#include "net/tls.h"
+
+namespace hrl {
+namespace {
+
+nlohmann::json answer(const nlohmann::json& req, const std::string& node,
+                      std::vector<std::unique_ptr<VolumeRuntime>>& volumes) {
+  std::string cmd = req.value("cmd", "");
+  if (cmd == "status") {
+    nlohmann::json out{{"node", node}, {"volumes", nlohmann::json::array()}};
+    for (auto& v : volumes) out["volumes"].push_back(v->status());
+    return out;
+  }
+  if (cmd == "pause" || cmd == "resume") {
+    std::string name = req.value("volume", "");
+    for (auto& v : volumes) {
+      if (v->config.name != name) continue;
+      if (v->config.role != VolumeConfig::Role::Primary)
+        return {{"ok", false}, {"error", "volume " + name + " is a secondary here: pause it on its primary"}};
+      v->paused = cmd == "pause";
+      return {{"ok", true}};
+    }
+    return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
+  }
+  return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+}
+
+}  // namespace
+
+void serve_control(const std::string& path, const std::string& node,
+                   std::vector<std::unique_ptr<VolumeRuntime>>& volumes, const std::atomic<bool>& stop) {
+  Socket sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) throw std::runtime_error("control socket path too long: " + path);
+  std::strcpy(sa.sun_path, path.c_str());
+  ::unlink(path.c_str());
+  mode_t old = ::umask(0177);  // 0600 from the start: no window where others could connect
+  int rc = ::bind(sock.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+  ::umask(old);
+  if (rc < 0) throw_errno(errno, "bind the control socket " + path);
+  if (::listen(sock.fd(), 8) < 0) throw_errno(errno, "listen on " + path);
+  while (!stop) {
+    pollfd p{sock.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    Socket c(::accept4(sock.fd(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (c.fd() < 0) continue;
+    timeval tv{2, 0};
+    setsockopt(c.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string req;
+    char buf[4096];
+    ssize_t n;
+    while (req.find('\n') == std::string::npos && req.size() < 65536 && (n = ::read(c.fd(), buf, sizeof buf)) > 0)
+      req.append(buf, static_cast<size_t>(n));
+    nlohmann::json reply;
+    try {
+      reply = answer(nlohmann::json::parse(req), node, volumes);
+    } catch (const std::exception& e) {
+      reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+    }
+    std::string out = reply.dump() + "\n";
+    (void)!::write(c.fd(), out.data(), out.size());
+  }
+  ::unlink(path.c_str());
+}
+
+}  // namespace hrl
