@@ -39,6 +39,18 @@ std::string run_hrlctl(const std::string& args, int* status = nullptr) {
   return out;
 }
 
+// A plain HTTP GET on loopback, the way Prometheus scrapes.
+std::string http_get(uint16_t port, const std::string& path) {
+  Socket s = connect_tcp("127.0.0.1:" + std::to_string(port), std::chrono::seconds(5));
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  if (::write(s.fd(), req.data(), req.size()) < 0) return "write failed";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(s.fd(), buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  return out;
+}
+
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -80,7 +92,7 @@ class Hrld : public ::testing::TestWithParam<std::string> {
   test::TempDir dir;
   std::string data, log, replica, state;
   std::string primary_conf, secondary_conf;
-  uint16_t port = 0;
+  uint16_t port = 0, metrics_port = 0;
 
   void SetUp() override {
     data = test::make_file(dir.file("data.img"), 64 << 20);
@@ -104,10 +116,12 @@ class Hrld : public ::testing::TestWithParam<std::string> {
     }
     CertPaths ca{dir.file("ca.pem"), dir.file("ca.key")};
     { Listener probe("127.0.0.1:0"); port = probe.port(); }  // a free port for the secondary
+    { Listener probe("127.0.0.1:0"); metrics_port = probe.port(); }
     auto node = [&](const std::string& n) {
       return "[node]\nname = \"" + n + "\"\ncert = \"" + dir.file(n + ".pem") + "\"\nkey = \"" + dir.file(n + ".key") +
              "\"\nca = \"" + ca.cert + "\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\ncontrol_socket = \"" +
-             dir.file(n + ".sock") + "\"\n";
+             dir.file(n + ".sock") + "\"\nmetrics = \"127.0.0.1:" + std::to_string(n == "site-a" ? metrics_port : 0) +
+             "\"\n";
     };
     primary_conf = dir.file("primary.toml");
     std::ofstream(primary_conf) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
@@ -230,6 +244,12 @@ TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
   auto s = nlohmann::json::parse(run_hrlctl("status --json " + ssock));
   EXPECT_EQ(s["volumes"][0]["role"], "secondary");
   EXPECT_EQ(s["volumes"][0]["durable_seq"], last);
+  std::string metrics = http_get(metrics_port, "/metrics");
+  EXPECT_NE(metrics.find("HTTP/1.1 200"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("hrl_durable_seq{volume=\"db0\",role=\"primary\"} " + std::to_string(last)), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("hrl_volume_state{volume=\"db0\",state=\"replicating\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("# TYPE hrl_rpo_seconds gauge"), std::string::npos) << metrics;
   std::string table = run_hrlctl("status " + psock);
   EXPECT_NE(table.find("db0"), std::string::npos) << table;
   EXPECT_NE(table.find("replicating"), std::string::npos) << table;

@@ -7,6 +7,19 @@
 namespace hrl {
 namespace {
 
+// "10M", "512K", "1G" (bytes, binary multiples) or a plain number.
+uint64_t parse_rate(const toml::node_view<const toml::node>& v, const std::string& where) {
+  if (auto n = v.value<int64_t>()) return static_cast<uint64_t>(*n);
+  auto s = v.value<std::string>();
+  if (!s || s->empty()) return 0;
+  size_t used = 0;
+  double x = std::stod(*s, &used);
+  std::string unit = s->substr(used);
+  double mul = unit.empty() ? 1 : unit == "K" ? 1 << 10 : unit == "M" ? 1 << 20 : unit == "G" ? 1 << 30 : -1;
+  if (mul < 0 || x < 0) throw std::runtime_error(where + ": bandwidth '" + *s + "' is not a number with K, M or G");
+  return static_cast<uint64_t>(x * mul);
+}
+
 std::string need(const toml::table& t, const std::string& key, const std::string& where) {
   auto v = t[key].value<std::string>();
   if (!v || v->empty()) throw std::runtime_error(where + ": '" + key + "' is missing");
@@ -35,6 +48,7 @@ Config load_config(const std::string& path) {
   }
   c.retry_every = (*node)["retry_every"].value<double>().value_or(c.retry_every);
   c.control_socket = (*node)["control_socket"].value<std::string>().value_or(c.control_socket);
+  c.metrics = (*node)["metrics"].value<std::string>().value_or(c.metrics);
 
   const toml::array* vols = root["volume"].as_array();
   if (!vols || vols->empty()) throw std::runtime_error(path + ": no [[volume]]");
@@ -52,6 +66,7 @@ Config load_config(const std::string& path) {
       v.peer_name = need(*t, "peer_name", where);
       v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
       if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
+      v.bandwidth = parse_rate(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where);
     } else if (role == "secondary") {
       v.role = VolumeConfig::Role::Secondary;
       v.listen = need(*t, "listen", where);

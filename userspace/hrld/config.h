@@ -16,6 +16,7 @@ struct VolumeConfig {
   std::string peer;       // host:port of the secondary
   std::string peer_name;  // the secondary's certificate name
   int compression = 1;    // zstd level, 0 = none
+  uint64_t bandwidth = 0; // bytes per second on the wire, 0 = unlimited
   // secondary
   std::string listen;     // host:port
   std::string replica;    // the replica device or image
@@ -25,6 +26,7 @@ struct VolumeConfig {
 struct Config {
   std::string node;
   std::string control_socket = "/run/hrl/hrld.sock";
+  std::string metrics = "127.0.0.1:9477";  // Prometheus text endpoint; "" turns it off
   TlsConfig tls;
   std::vector<double> retry_seconds = {1, 2, 4, 8, 10};  // then retry_every
   double retry_every = 30;

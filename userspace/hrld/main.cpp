@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "metrics.h"
 #include "volume_runtime.h"
 #include "io/io_backend.h"
 #include "net/tls.h"
@@ -56,6 +57,34 @@ double retry_delay(const Config& c, unsigned attempt, std::mt19937& rng) {
   return base * std::uniform_real_distribution<double>(0.9, 1.1)(rng);
 }
 
+// The Prometheus exposition of every volume's status.
+std::string render_metrics(const std::vector<std::unique_ptr<VolumeRuntime>>& volumes) {
+  struct Metric {
+    const char *name, *type, *help, *key;
+  };
+  static const Metric kMetrics[] = {
+      {"hrl_rpo_seconds", "gauge", "Age of the oldest record shipped and not yet durable on the secondary.",
+       "rpo_seconds"},
+      {"hrl_durable_seq", "gauge", "Last record durable on the secondary.", "durable_seq"},
+      {"hrl_bytes_shipped_total", "counter", "Log bytes shipped, before compression.", "bytes_shipped"},
+      {"hrl_bytes_on_wire_total", "counter", "Bytes sent or received on the wire.", "bytes_on_wire"},
+      {"hrl_compression_ratio", "gauge", "Log bytes per byte on the wire.", "compression_ratio"},
+  };
+  std::vector<nlohmann::json> st;
+  for (auto& v : volumes) st.push_back(v->status());
+  auto labels = [](const nlohmann::json& s, const char* second, const std::string& value) {
+    return "{volume=\"" + s["name"].get<std::string>() + "\"," + second + "=\"" + value + "\"}";
+  };
+  std::string out;
+  for (const Metric& m : kMetrics) {
+    out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
+    for (auto& s : st) out += m.name + labels(s, "role", s["role"].get<std::string>()) + " " + s[m.key].dump() + "\n";
+  }
+  out += "# HELP hrl_volume_state The volume's state (1 for the current one).\n# TYPE hrl_volume_state gauge\n";
+  for (auto& s : st) out += "hrl_volume_state" + labels(s, "state", s["state"].get<std::string>()) + " 1\n";
+  return out;
+}
+
 void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   const VolumeConfig& v = rt.config;
   TlsContext tls(TlsContext::Role::Client, c.tls);
@@ -63,6 +92,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.log_path = v.log;
   opt.node = c.node;
   opt.zstd_level = v.compression;
+  opt.bandwidth = v.bandwidth;
   opt.backend = backend;
   std::mt19937 rng(std::random_device{}());
   unsigned attempt = 0;
@@ -191,6 +221,15 @@ int main(int argc, char** argv) {
         rt->set_state("critical", e.what());
       }
     });
+  }
+  std::unique_ptr<MetricsServer> metrics;
+  if (!cfg.metrics.empty()) {
+    try {
+      metrics = std::make_unique<MetricsServer>(cfg.metrics, [&volumes] { return render_metrics(volumes); });
+      log_line("-", "metrics on http://" + cfg.metrics + "/metrics");
+    } catch (const std::exception& e) {
+      log_line("-", std::string("no metrics endpoint: ") + e.what());
+    }
   }
   workers.emplace_back([&cfg, &volumes] {
     try {

@@ -7,6 +7,9 @@
 #include "log/record_applier.h"
 #include "log/superblock.h"
 #include "repl/replica_state.h"
+#include "repl/token_bucket.h"
+
+#include <thread>
 
 namespace hrl {
 
@@ -72,6 +75,7 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
   std::deque<Shipped> inflight;
   proto::BatchBuilder batch(sb.csum_seed());
   uint64_t first_ns = 0;
+  TokenBucket bandwidth(opt.bandwidth);
 
   auto on_frame = [&](const TlsStream::Frame& fr) {
     if (fr.header.type == FrameType::Refuse) {
@@ -108,6 +112,11 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
       if (inflight.empty()) stats.pending_since_ns = first_ns;
       uint64_t raw = batch.bytes();
       auto frame = proto::make_frame(FrameType::Records, batch.take(), opt.zstd_level);
+      for (auto wait = bandwidth.take(frame.size()); wait.count() > 0 && !stop;) {  // the volume's limit
+        auto step = std::min<std::chrono::nanoseconds>(wait, 50ms);
+        std::this_thread::sleep_for(step);
+        wait -= step;
+      }
       peer.send_frame(frame);
       stats.raw_bytes += raw;
       stats.wire_bytes += frame.size();

@@ -39,6 +39,7 @@ struct PrimaryOptions {
   int zstd_level = 1;
   uint32_t batch_bytes = 4u << 20;
   unsigned window = 4;           // batches in flight before waiting for DURABLE
+  uint64_t bandwidth = 0;        // bytes per second on the wire, 0: unlimited
   IoBackendKind backend = IoBackendKind::Auto;
 };
 
