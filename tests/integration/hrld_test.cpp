@@ -58,8 +58,8 @@ std::string slurp(const std::string& path) {
 
 class Daemon {
  public:
-  Daemon(std::string config, std::string log_path, std::string backend)
-      : config_(std::move(config)), log_(std::move(log_path)), backend_(std::move(backend)) {
+  Daemon(std::string config, std::string log_path, std::string backend, std::string netns = {})
+      : config_(std::move(config)), log_(std::move(log_path)), backend_(std::move(backend)), netns_(std::move(netns)) {
     start();
   }
   ~Daemon() { stop(SIGKILL); }
@@ -69,6 +69,8 @@ class Daemon {
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 2);
       setenv("HRL_IO_BACKEND", backend_.c_str(), 1);
+      if (!netns_.empty())  // ip netns exec enters the namespace and execs hrld in this process
+        execlp("ip", "ip", "netns", "exec", netns_.c_str(), HRLD_BIN, "--config", config_.c_str(), nullptr);
       execl(HRLD_BIN, "hrld", "--config", config_.c_str(), nullptr);
       _exit(127);
     }
@@ -83,7 +85,7 @@ class Daemon {
   }
 
  private:
-  std::string config_, log_, backend_;
+  std::string config_, log_, backend_, netns_;
   pid_t pid_ = -1;
 };
 
@@ -273,6 +275,84 @@ TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
             true);
   EXPECT_EQ(st, 1);
 }
+
+// Two network namespaces made by the test, joined by a veth pair: the
+// primary's link goes down under a running replication, the primary backs
+// off on its schedule, and catches up when the link comes back.
+class HrldCutLink : public Hrld {
+ protected:
+  std::string ns_a = "hrlA" + std::to_string(getpid()), ns_b = "hrlB" + std::to_string(getpid());
+  bool made = false;
+
+  static int sh(const std::string& cmd) { return system((cmd + " >/dev/null 2>&1").c_str()); }
+
+  void SetUp() override {
+    Hrld::SetUp();
+    if (geteuid() != 0) GTEST_SKIP() << "network namespaces need root";
+    made = true;
+    ASSERT_EQ(sh("ip netns add " + ns_a), 0);
+    ASSERT_EQ(sh("ip netns add " + ns_b), 0);
+    ASSERT_EQ(sh("ip link add hrlvA type veth peer name hrlvB"), 0);
+    ASSERT_EQ(sh("ip link set hrlvA netns " + ns_a), 0);
+    ASSERT_EQ(sh("ip link set hrlvB netns " + ns_b), 0);
+    for (auto [ns, dev, addr] : {std::tuple{ns_a, "hrlvA", "10.211.77.1/24"}, std::tuple{ns_b, "hrlvB", "10.211.77.2/24"}}) {
+      ASSERT_EQ(sh("ip -n " + ns + " addr add " + addr + " dev " + dev), 0);
+      ASSERT_EQ(sh("ip -n " + ns + " link set " + dev + " up"), 0);
+      ASSERT_EQ(sh("ip -n " + ns + " link set lo up"), 0);
+    }
+    // The sites now talk over the veth pair, with a short timeout and schedule.
+    for (const std::string& conf : {primary_conf, secondary_conf}) {
+      std::string text = slurp(conf);
+      text.replace(text.find("127.0.0.1:" + std::to_string(port)), 10 + std::to_string(port).size(),
+                   "10.211.77.2:" + std::to_string(port));
+      const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
+      text.replace(text.find(fast), fast.size(), "retry_seconds = [0.5, 1, 2]\nretry_every = 2.0\nio_timeout = 1");
+      std::ofstream(conf) << text;
+    }
+  }
+  void TearDown() override {
+    if (!made) return;
+    sh("ip netns del " + ns_a);  // the veth pair goes with them
+    sh("ip netns del " + ns_b);
+  }
+};
+
+TEST_P(HrldCutLink, BacksOffOnTheScheduleThenCatchesUp) {
+  Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam(), ns_b);
+  Daemon primary(primary_conf, dir.file("primary.log"), GetParam(), ns_a);
+  std::mt19937_64 rng(13);
+  LogWriter w(log, data);
+  uint64_t first = write_some(w, rng, 60);
+  wait_for(first, 30s);
+
+  ASSERT_EQ(sh("ip -n " + ns_a + " link set hrlvA down"), 0);  // the link goes
+  uint64_t last = write_some(w, rng, 60);                     // the primary keeps tracking
+  std::string plog;
+  for (int i = 0; i < 300 && plog.find("(attempt 4)") == std::string::npos; i++) {
+    std::this_thread::sleep_for(50ms);
+    plog = slurp(dir.file("primary.log"));
+  }
+  EXPECT_EQ(durable(), first) << "shipped over a link that is down";
+  // The schedule: 0.5, 1, 2 s, then every 2 s, each within 10%.
+  const double expect[] = {0.5, 1, 2, 2};
+  for (int attempt = 1; attempt <= 4; attempt++) {
+    std::string key = "(attempt " + std::to_string(attempt) + ")";
+    auto at = plog.find(key);
+    ASSERT_NE(at, std::string::npos) << plog;
+    auto line = plog.rfind("next try in ", at);
+    double d = std::stod(plog.substr(line + 12));
+    EXPECT_NEAR(d, expect[attempt - 1], expect[attempt - 1] * 0.1 + 1e-9) << plog.substr(line, 60);
+  }
+
+  ASSERT_EQ(sh("ip -n " + ns_a + " link set hrlvA up"), 0);  // the link comes back
+  wait_for(last, 30s);
+  w.close();
+  wait_for(w.status().head_seq - 1, 30s);
+  check_chain();
+  EXPECT_EQ(test::compare_files(data, replica), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, HrldCutLink, ::testing::Values("io_uring"), [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Backends, Hrld, ::testing::Values("io_uring", "libaio"),
                          [](const auto& info) { return info.param; });

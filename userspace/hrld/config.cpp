@@ -47,6 +47,8 @@ Config load_config(const std::string& path) {
     for (auto& v : *retry) c.retry_seconds.push_back(v.value<double>().value_or(1));
   }
   c.retry_every = (*node)["retry_every"].value<double>().value_or(c.retry_every);
+  c.io_timeout = (*node)["io_timeout"].value<double>().value_or(c.io_timeout);
+  if (c.io_timeout < 0.1) throw std::runtime_error(path + " [node]: io_timeout must be at least 0.1 s");
   c.control_socket = (*node)["control_socket"].value<std::string>().value_or(c.control_socket);
   c.metrics = (*node)["metrics"].value<std::string>().value_or(c.metrics);
 

@@ -30,6 +30,7 @@ struct Config {
   TlsConfig tls;
   std::vector<double> retry_seconds = {1, 2, 4, 8, 10};  // then retry_every
   double retry_every = 30;
+  double io_timeout = 30;  // seconds without progress before a session is given up
   std::vector<VolumeConfig> volumes;
 };
 

@@ -117,7 +117,9 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     }
     try {
       rt.set_state("connecting");
-      TlsStream peer(tls, connect_tcp(v.peer, 10s), v.peer_name);
+      auto io_timeout = std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000));
+      TlsStream peer(tls, connect_tcp(v.peer, std::min<std::chrono::milliseconds>(io_timeout, 10s)), v.peer_name,
+                     io_timeout);
       log_line(v.name, "connected to " + peer.peer() + " at " + v.peer);
       rt.set_state("replicating");
       attempt = 0;
@@ -155,7 +157,7 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     Socket s = listener.accept(200ms);
     if (s.fd() < 0) continue;
     try {
-      TlsStream peer(tls, std::move(s));
+      TlsStream peer(tls, std::move(s), {}, std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000)));
       log_line(v.name, "primary " + peer.peer() + " connected");
       rt.set_state("replicating");
       run_secondary_session(peer, opt, g_stop, rt.stats);

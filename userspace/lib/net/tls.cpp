@@ -133,6 +133,17 @@ TlsStream::TlsStream(const TlsContext& ctx, Socket sock, const std::string& peer
   set_timeouts(sock_.fd(), io_timeout);
   int one = 1;
   setsockopt(sock_.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // A peer behind a cut link must be noticed even by an idle session (a
+  // secondary waiting for records): keepalive probes and a bound on unacked
+  // data, scaled to the I/O timeout.
+  int secs = std::max(1, static_cast<int>(io_timeout.count() / 1000));
+  int intvl = std::max(1, secs / 3), cnt = 3;
+  unsigned user_timeout = static_cast<unsigned>(io_timeout.count());
+  setsockopt(sock_.fd(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  setsockopt(sock_.fd(), IPPROTO_TCP, TCP_KEEPIDLE, &secs, sizeof secs);
+  setsockopt(sock_.fd(), IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+  setsockopt(sock_.fd(), IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+  setsockopt(sock_.fd(), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
   SSL_set_fd(ssl_.get(), sock_.fd());
   ERR_clear_error();
   int rc;
