@@ -17,5 +17,6 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/net/tls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/replica_state.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/session.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/dm/dm_control.cpp
 )
 set(HRL_LIB_INCLUDES ${CMAKE_CURRENT_LIST_DIR}/lib ${CMAKE_CURRENT_LIST_DIR}/../include)

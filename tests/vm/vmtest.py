@@ -40,6 +40,7 @@ class Kernel:
         self.vmlinux = f"{cache}/{self.kver}/vmlinux"
         self.work = f"{build}/vm/work/{self.kver}"
         self.module = f"{build}/driver/{self.kver}/dm-hrl.ko"  # tools/build-driver, W=1
+        self.build = build
         os.makedirs(self.work, exist_ok=True)
         self.initrd = self.build_initrd()
 
@@ -66,7 +67,9 @@ class Kernel:
         shutil.copy(f"{ROOT}/tests/vm/guest/init", f"{stage}/init")
         os.chmod(f"{stage}/init", 0o755)
         shutil.copy(f"{ROOT}/tests/vm/guest/scenarios.sh", f"{stage}/scenarios.sh")
-        for binary in ("/usr/sbin/dmsetup", shutil.which("fio")):
+        binaries = ["/usr/sbin/dmsetup", shutil.which("fio"),
+                    f"{self.build}/userspace/hrld", f"{self.build}/userspace/hrlctl"]
+        for binary in binaries:
             shutil.copy(binary, f"{stage}/sbin/")
             for lib in run(["ldd", binary]).split():
                 if lib.startswith("/") and os.path.exists(lib):
@@ -85,6 +88,7 @@ class Kernel:
             names.append(name)
         run(["strip", "--strip-debug", "-o", f"{stage}/lib/modules/dm-hrl.ko", self.module])
         names.append("dm-hrl")
+        self.hrl_config(f"{stage}/etc/hrl")
         with open(f"{stage}/modules.order", "w") as f:
             f.write("\n".join(names) + "\n")
         initrd = f"{self.work}/initrd.cpio"
@@ -93,6 +97,22 @@ class Kernel:
             subprocess.run(["cpio", "--null", "-o", "-H", "newc", "--quiet"], cwd=stage, check=True,
                            input=files.replace(b"\n", b"\0"), stdout=out)
         return initrd
+
+    def hrl_config(self, etc):
+        """Certificates (made with hrlctl, as an operator would) and the two hrld configurations."""
+        os.makedirs(etc, exist_ok=True)
+        hrlctl = f"{self.build}/userspace/hrlctl"
+        run([hrlctl, "cert", "init", "--dir", etc, "--site", "vm-site"])
+        for node in ("primary", "secondary"):
+            run([hrlctl, "cert", "issue", "--dir", etc, node])
+        node = ('[node]\nname = "{n}"\ncert = "/etc/hrl/{n}.pem"\nkey = "/etc/hrl/{n}.key"\nca = "/etc/hrl/ca.pem"\n'
+                'control_socket = "/run/hrl/{n}.sock"\nmetrics = ""\nretry_seconds = [0.2, 0.5]\nretry_every = 1.0\n')
+        with open(f"{etc}/primary.toml", "w") as f:
+            f.write(node.format(n="primary") + '[[volume]]\nname = "db0"\nrole = "primary"\nlog = "/dev/vdb"\n'
+                    'device = "hrl0"\npeer = "127.0.0.1:7789"\npeer_name = "secondary"\n')
+        with open(f"{etc}/secondary.toml", "w") as f:
+            f.write(node.format(n="secondary") + '[[volume]]\nname = "db0"\nrole = "secondary"\n'
+                    'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl"\n')
 
     def boot(self, scenario, disks, timeout=240, kill_marker=None):
         """Boots the guest on the disk images; returns the console text."""
@@ -338,6 +358,18 @@ def scenario_interop(k, build, work, c):
     replay_equivalent(c, build, work, data, log, base)
 
 
+def scenario_replicate(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=48, log_mib=128, spare_mib=48)
+    format_log(build, log, data)
+    shutil.copy(data, spare)  # the replica starts equal to the data: a pair formatted in sync
+    if not passed_in_guest(c, k.boot("replicate", [data, log, spare])):
+        return
+    c.expect(files_equal(data, spare), "the replica differs from the data device")
+    sb = dump(build, log)["superblock"]
+    c.expect(sb["tail_seq"] == sb["head_seq"] and sb["head_seq"] > 100,
+             f"the log was not acknowledged to its head through dm: tail {sb['tail_seq']}, head {sb['head_seq']}")
+
+
 SCENARIOS = {
     "replay": scenario_replay,
     "flush_fua": scenario_flush_fua,
@@ -347,6 +379,7 @@ SCENARIOS = {
     "ack_errors": scenario_ack_errors,
     "overlap": scenario_overlap,
     "interop": scenario_interop,
+    "replicate": scenario_replicate,
 }
 
 

@@ -66,6 +66,7 @@ Config load_config(const std::string& path) {
       v.log = need(*t, "log", where);
       v.peer = need(*t, "peer", where);
       v.peer_name = need(*t, "peer_name", where);
+      v.device = (*t)["device"].value<std::string>().value_or("");
       v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
       if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
       v.bandwidth = parse_rate(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where);

@@ -13,6 +13,7 @@ struct VolumeConfig {
   enum class Role { Primary, Secondary } role = Role::Primary;
   // primary
   std::string log;        // the .hrl log (the dm-hrl log device, or a LogWriter's)
+  std::string device;     // the dm-hrl device (e.g. "hrl-db0") when the module writes the log
   std::string peer;       // host:port of the secondary
   std::string peer_name;  // the secondary's certificate name
   int compression = 1;    // zstd level, 0 = none

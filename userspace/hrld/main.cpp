@@ -90,6 +90,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   TlsContext tls(TlsContext::Role::Client, c.tls);
   PrimaryOptions opt;
   opt.log_path = v.log;
+  opt.dm_device = v.device;
   opt.node = c.node;
   opt.zstd_level = v.compression;
   opt.bandwidth = v.bandwidth;

@@ -6,6 +6,7 @@
 #include "log/log_reader.h"
 #include "log/record_applier.h"
 #include "log/superblock.h"
+#include "dm/dm_control.h"
 #include "repl/replica_state.h"
 #include "repl/token_bucket.h"
 
@@ -35,8 +36,15 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
   LogReaderOptions ro;
   ro.backend = opt.backend;
   LogReader reader(opt.log_path, ro);
-  File log = File::open(opt.log_path, O_RDWR);
+  File log = File::open(opt.log_path, opt.dm_device.empty() ? O_RDWR : O_RDONLY);
   const Superblock sb = reader.superblock();
+  // Releases the log up to (not including) next: the records before it are durable.
+  auto release = [&](LogPosition next) {
+    if (opt.dm_device.empty())
+      acknowledge_log(log, next.seq, next.ring_pos);
+    else
+      dm_message(opt.dm_device, "ack " + std::to_string(next.seq - 1));
+  };
 
   peer.send(FrameType::Hello,
             proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, sb.tail_seq, opt.node}));
@@ -65,7 +73,7 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
                              " but this log ends at seq " + std::to_string(r.at.seq - 1) + ": a resync is required",
                          false);
   }
-  if (durable >= sb.tail_seq) acknowledge_log(log, reader.position().seq, reader.position().ring_pos);
+  if (durable >= sb.tail_seq) release(reader.position());
 
   struct Shipped {
     uint64_t last_seq;
@@ -94,7 +102,7 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
     }
     if (!done || done->last_seq != seq)
       throw SessionError("DURABLE " + std::to_string(seq) + " does not end a batch in flight", true);
-    acknowledge_log(log, done->next.seq, done->next.ring_pos);  // only now may the ring space go
+    release(done->next);  // only now may the ring space go
     stats.durable_seq = seq;
     stats.pending_since_ns = inflight.empty() ? 0 : inflight.front().first_ns;
   };

@@ -35,6 +35,9 @@ struct SessionStats {
 
 struct PrimaryOptions {
   std::string log_path;
+  // The dm-hrl device whose log this is; empty for a LogWriter's log. With
+  // the module, the kernel owns the superblock: acknowledge with "ack <seq>".
+  std::string dm_device;
   std::string node;              // this node's name, sent in HELLO
   int zstd_level = 1;
   uint32_t batch_bytes = 4u << 20;

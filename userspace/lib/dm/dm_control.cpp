@@ -1,0 +1,44 @@
+#include "dm/dm_control.h"
+
+#include <libdevmapper.h>
+
+#include <memory>
+#include <stdexcept>
+
+namespace hrl {
+namespace {
+
+struct TaskFree {
+  void operator()(dm_task* t) const { dm_task_destroy(t); }
+};
+using Task = std::unique_ptr<dm_task, TaskFree>;
+
+Task make_task(int type, const std::string& device) {
+  Task t(dm_task_create(type));
+  if (!t || !dm_task_set_name(t.get(), device.c_str()))
+    throw std::runtime_error("device-mapper: cannot prepare a request for " + device);
+  return t;
+}
+
+}  // namespace
+
+std::string dm_message(const std::string& device, const std::string& message) {
+  Task t = make_task(DM_DEVICE_TARGET_MSG, device);
+  if (!dm_task_set_sector(t.get(), 0) || !dm_task_set_message(t.get(), message.c_str()) || !dm_task_run(t.get()))
+    throw std::runtime_error("device-mapper: " + device + " refused message '" + message +
+                             "' (see the kernel log)");
+  const char* answer = dm_task_get_message_response(t.get());
+  return answer ? answer : "";
+}
+
+std::string dm_status(const std::string& device) {
+  Task t = make_task(DM_DEVICE_STATUS, device);
+  if (!dm_task_run(t.get())) throw std::runtime_error("device-mapper: no status for " + device);
+  uint64_t start, length;
+  char *type = nullptr, *params = nullptr;
+  dm_get_next_target(t.get(), nullptr, &start, &length, &type, &params);
+  if (!type) throw std::runtime_error("device-mapper: " + device + " has no target");
+  return params ? params : "";
+}
+
+}  // namespace hrl

@@ -1,0 +1,16 @@
+// Talking to device-mapper through libdevmapper, as dmsetup does: target
+// messages and status lines of a dm-hrl device.
+#pragma once
+
+#include <string>
+
+namespace hrl {
+
+// Sends "message" to sector 0 of the device; returns the target's answer.
+// Throws with the device name and the message when dm refuses it.
+std::string dm_message(const std::string& device, const std::string& message);
+
+// The target's status line (after "<start> <len> <type> "), as dmsetup status.
+std::string dm_status(const std::string& device);
+
+}  // namespace hrl
