@@ -44,6 +44,7 @@ vm-check: userspace
 bench: userspace
 	@bench/log-reader.sh $(BUILD)
 	@python3 bench/vm-targets.py $(BUILD)
+	@bench/replication.sh $(BUILD)
 
 demo: userspace
 	@tools/demo $(BUILD)

@@ -2,10 +2,12 @@
 // then reads it back with LogReader and prints the rate, for fio to be run
 // on the same bytes beside it (bench/log-reader.sh does both).
 //
-//   hrl-bench-log-reader generate LOG DATA RING_BYTES
+//   hrl-bench-log-reader generate LOG DATA RING_BYTES          (a mildly varied buffer)
+//   hrl-bench-log-reader generate-corpus LOG DATA RING_BYTES   (half text-like, half random)
 //   hrl-bench-log-reader read LOG io_uring|libaio [chunk_bytes depth]
 #include <chrono>
 #include <cinttypes>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -19,7 +21,21 @@
 
 using namespace hrl;
 
-static int generate(const std::string& log_path, const std::string& data_path, uint64_t ring_bytes) {
+// Text-like data: words drawn at random, compressible as logs and documents are.
+static void fill_text(std::mt19937_64& rng, std::span<std::byte> out) {
+  static const char* words[] = {"replication", "volume",  "block", "journal", "secondary", "primary", "the",
+                                "of",          "write",   "data",  "record",  "sequence",  "resync",  "site",
+                                "failover",    "latency", "disk",  "commit",  "table",     "index",   "row"};
+  size_t i = 0;
+  while (i < out.size()) {
+    const char* w = words[rng() % (sizeof words / sizeof *words)];
+    for (const char* c = w; *c && i < out.size(); c++) out[i++] = static_cast<std::byte>(*c);
+    if (i < out.size()) out[i++] = static_cast<std::byte>(rng() % 8 ? ' ' : '\n');
+  }
+}
+
+static int generate(const std::string& log_path, const std::string& data_path, uint64_t ring_bytes,
+                    bool corpus = false) {
   {
     File log = File::open(log_path, O_RDWR | O_CREAT | O_TRUNC);
     File data = File::open(data_path, O_RDWR | O_CREAT | O_TRUNC);
@@ -38,7 +54,18 @@ static int generate(const std::string& log_path, const std::string& data_path, u
   while (w.status().ring_used + (2 << 20) < ring_bytes) {
     uint64_t n = sizes[rng() % 7];
     uint64_t sector = (rng() % ((1ULL << 30) - n)) / 4096 * 8;
-    buf[rng() % n] = static_cast<std::byte>(rng());
+    if (corpus) {  // half text-like, half random: a mixed, partly compressible journal
+      auto piece = std::span(buf).first(n);
+      if (rng() % 2)
+        fill_text(rng, piece);
+      else
+        for (size_t i = 0; i < n; i += 8) {
+          uint64_t r = rng();
+          std::memcpy(piece.data() + i, &r, std::min<size_t>(8, n - i));
+        }
+    } else {
+      buf[rng() % n] = static_cast<std::byte>(rng());
+    }
     w.write(sector, std::span(buf).first(n));
   }
   WriterStatus st = w.status();
@@ -76,6 +103,8 @@ int main(int argc, char** argv) {
   try {
     std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "generate" && argc == 5) return generate(argv[2], argv[3], std::strtoull(argv[4], nullptr, 0));
+    if (cmd == "generate-corpus" && argc == 5)
+      return generate(argv[2], argv[3], std::strtoull(argv[4], nullptr, 0), true);
     if (cmd == "read" && (argc == 4 || argc == 6))
       return read_log(argv[2], argv[3], argc == 6 ? static_cast<uint32_t>(std::strtoul(argv[4], nullptr, 0)) : 1u << 20,
                       argc == 6 ? static_cast<unsigned>(std::strtoul(argv[5], nullptr, 0)) : 16);

@@ -1,0 +1,78 @@
+#!/bin/bash
+# End to end on loopback: a primary and a secondary hrld (real TLS, zstd -1)
+# ship a 2 GiB journal, half text-like and half random. Beside it, in the
+# same run: zstd -1 compressing and decompressing the same bytes, and a plain
+# sequential read of the log (fio, O_DIRECT). Prints MB/s, ratios, the
+# compression achieved and each daemon's peak RSS.
+# Aim: within 80% of the slower of zstd and the read; under 64 MiB RSS per daemon.
+set -euo pipefail
+build=${1:-build}
+dir=$(realpath -m "$build/bench/replication")
+size=${HRL_BENCH_LOG_BYTES:-$((2 << 30))}
+runs=${HRL_BENCH_RUNS:-3}
+bin=$(realpath "$build")
+mkdir -p "$dir"
+log=$dir/journal.log data=$dir/journal.data replica=$dir/replica.img state=$dir/state
+
+if [ ! -f "$log.done" ] || [ "$(cat "$log.done")" != "$size" ]; then
+  echo "generating a $((size >> 20)) MiB journal (half text-like, half random) through LogWriter..."
+  "$bin/bench/hrl-bench-log-reader" generate-corpus "$log" "$data" "$size"
+  dd if="$log" of="$log.superblock" bs=4096 count=2 status=none  # the journal before any run acknowledged it
+  echo "$size" > "$log.done"
+fi
+dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none
+read -r ring_offset used last < <("$bin/userspace/hrl-log" verify --json "$log" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+print(j["superblock"]["ring_offset"], j["ring_bytes_used"], j["first_seq"] + j["records"] - 1)')
+
+rm -rf "$dir/certs"; mkdir -p "$dir/certs" "$state"
+"$bin/userspace/hrlctl" cert init --dir "$dir/certs" --site bench >/dev/null
+for n in primary secondary; do "$bin/userspace/hrlctl" cert issue --dir "$dir/certs" $n >/dev/null; done
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+node() { printf '[node]\nname = "%s"\ncert = "%s/certs/%s.pem"\nkey = "%s/certs/%s.key"\nca = "%s/certs/ca.pem"\ncontrol_socket = "%s/%s.sock"\nmetrics = ""\n' \
+  "$1" "$dir" "$1" "$dir" "$1" "$dir" "$dir" "$1"; }
+{ node primary; printf '[[volume]]\nname = "bench"\nrole = "primary"\nlog = "%s"\npeer = "127.0.0.1:%s"\npeer_name = "secondary"\ncompression = 1\n' "$log" "$port"; } > "$dir/primary.toml"
+{ node secondary; printf '[[volume]]\nname = "bench"\nrole = "secondary"\nlisten = "127.0.0.1:%s"\nreplica = "%s"\nstate_dir = "%s"\n' "$port" "$replica" "$state"; } > "$dir/secondary.toml"
+
+durable() { sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' "$state/bench.state" 2>/dev/null || echo 0; }
+hwm() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+ship=() zst=() rd=() prss=() srss=() ratio=""
+for run in $(seq "$runs"); do
+  dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none  # the whole journal again
+  rm -f "$state/bench.state" "$replica"; truncate -s 1G "$replica"
+  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+  "$bin/userspace/hrld" --config "$dir/secondary.toml" 2>"$dir/secondary.log" & spid=$!
+  sleep 0.2
+  t0=$(date +%s.%N)
+  "$bin/userspace/hrld" --config "$dir/primary.toml" 2>"$dir/primary.log" & ppid=$!
+  while [ "$(durable)" != "$last" ]; do
+    kill -0 $ppid 2>/dev/null || { cat "$dir/primary.log"; exit 1; }
+    sleep 0.05
+  done
+  t1=$(date +%s.%N)
+  ratio=$("$bin/userspace/hrlctl" --socket "$dir/primary.sock" status --json | python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["volumes"][0]["compression_ratio"])')
+  prss+=("$(hwm $ppid)"); srss+=("$(hwm $spid)")
+  kill $ppid $spid; wait $ppid $spid 2>/dev/null || true
+  ship+=("$(python3 -c "print('%.1f' % ($used / 2**20 / ($t1 - $t0)))")")
+
+  t0=$(date +%s.%N)
+  zstd -1 -q -c < "$log" | zstd -d -q -c > /dev/null
+  t1=$(date +%s.%N)
+  zst+=("$(python3 -c "print('%.1f' % ($(stat -c %s "$log") / 2**20 / ($t1 - $t0)))")")
+
+  rd+=("$(fio --name=read --filename="$log" --direct=1 --rw=read --bs=1M --iodepth=16 --ioengine=io_uring \
+      --offset="$ring_offset" --size="$used" --output-format=json 2>/dev/null |
+      python3 -c 'import json,sys; print("%.1f" % (json.load(sys.stdin)["jobs"][0]["read"]["bw_bytes"] / 2**20))')")
+done
+s=$(median "${ship[@]}") z=$(median "${zst[@]}") r=$(median "${rd[@]}")
+limit=$(python3 -c "print(min($z, $r))")
+echo
+echo "hrld end to end on loopback: $((used >> 20)) MiB of journal (half text-like, half random), median of $runs runs"
+printf '%-38s %10s MiB/s\n' "hrld primary -> secondary (TLS, zstd -1)" "$s" "zstd -1 compress | decompress" "$z" \
+  "sequential read of the log (fio)" "$r"
+python3 -c "print('hrld / zstd %.2f, hrld / read %.2f, hrld / slower limit %.2f (aim >= 0.80)' % ($s / $z, $s / $r, $s / $limit))"
+echo "compression ratio achieved: ${ratio}x"
+echo "peak RSS: primary $(median "${prss[@]}") MiB, secondary $(median "${srss[@]}") MiB (aim < 64 MiB each)"
