@@ -2,6 +2,8 @@
 //
 //   hrlctl status [--json]            volumes of the local hrld: role, state, RPO, throughput
 //   hrlctl pause VOLUME | resume VOLUME   stop or restart shipping (tracking never stops)
+//   hrlctl volume create NAME --data DEV --log DEV [--ring-size SIZE] [--assume-in-sync] [--force]
+//   hrlctl volume remove NAME         /dev/mapper/hrl-NAME, through dm-hrl
 //   hrlctl cert init --dir DIR --site NAME    a site CA
 //   hrlctl cert issue --dir DIR NODE          a node certificate signed by it
 //
@@ -17,7 +19,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "dm/dm_control.h"
 #include "io/file.h"
+#include "log/format_log.h"
 #include "net/certs.h"
 #include "net/tls.h"
 
@@ -71,6 +75,31 @@ int cmd_status(const std::string& sock, bool as_json) {
   return 0;
 }
 
+// Formats the log for the data device and maps /dev/mapper/hrl-<name>.
+int cmd_volume_create(const std::string& name, const std::string& data_path, const std::string& log_path,
+                      const FormatOptions& fopt, bool force) {
+  File data = File::open(data_path, O_RDONLY);
+  File log = File::open(log_path, O_RDWR);
+  if (!force) {
+    try {
+      Superblock old = read_superblock(log);
+      fprintf(stderr, "hrlctl: %s already holds the log of volume %s; --force formats it again (its records are lost)\n",
+              log_path.c_str(), uuid_string(old.uuid).c_str());
+      return 1;
+    } catch (const std::runtime_error&) {  // not a log yet
+    }
+  }
+  uint64_t sectors = data.size() / HRL_SECTOR_SIZE;
+  Superblock sb = format_log(log, sectors, fopt);
+  log.close();
+  dm_create("hrl-" + name, sectors, "hrl", data_path + " " + log_path);
+  printf("volume %s: /dev/mapper/hrl-%s over %s, log %s (volume %s, ring %llu MiB)%s\n", name.c_str(), name.c_str(),
+         data_path.c_str(), log_path.c_str(), uuid_string(sb.uuid).c_str(),
+         static_cast<unsigned long long>(sb.ring_bytes >> 20),
+         fopt.assume_in_sync ? "" : "; the first resync copies the whole device");
+  return 0;
+}
+
 int cmd_simple(const std::string& sock, const std::string& cmd, const std::string& volume) {
   json r = request(sock, {{"cmd", cmd}, {"volume", volume}});
   if (!r.value("ok", false)) {
@@ -102,6 +131,21 @@ int main(int argc, char** argv) {
   auto* resume = app.add_subcommand("resume", "ship a paused volume again");
   resume->add_option("volume", volume, "volume name")->required();
 
+  auto* vol = app.add_subcommand("volume", "create or remove a protected volume (dm-hrl)");
+  vol->require_subcommand(1);
+  std::string vname, vdata, vlog;
+  FormatOptions fopt;
+  bool force = false;
+  auto* vcreate = vol->add_subcommand("create", "format the log and map /dev/mapper/hrl-NAME");
+  vcreate->add_option("name", vname, "volume name")->required();
+  vcreate->add_option("--data", vdata, "the data device")->required();
+  vcreate->add_option("--log", vlog, "the log device (formatted)")->required();
+  vcreate->add_option("--ring-size", fopt.ring_bytes, "ring bytes")->transform(CLI::AsSizeValue(false));
+  vcreate->add_flag("--assume-in-sync", fopt.assume_in_sync, "the replica already equals the data: no initial resync");
+  vcreate->add_flag("--force", force, "format over an existing log");
+  auto* vremove = vol->add_subcommand("remove", "unmap /dev/mapper/hrl-NAME (its log keeps its state)");
+  vremove->add_option("name", vname, "volume name")->required();
+
   auto* cert = app.add_subcommand("cert", "site CA and node certificates");
   cert->require_subcommand(1);
   std::string dir = ".", site, node;
@@ -120,6 +164,12 @@ int main(int argc, char** argv) {
   try {
     if (*status) return cmd_status(sock, as_json);
     if (*pause) return cmd_simple(sock, "pause", volume);
+    if (*vcreate) return cmd_volume_create(vname, vdata, vlog, fopt, force);
+    if (*vremove) {
+      dm_remove("hrl-" + vname);
+      printf("volume %s removed; its log on disk is clean and keeps its state\n", vname.c_str());
+      return 0;
+    }
     if (*resume) return cmd_simple(sock, "resume", volume);
     if (*init) {
       make_ca(site, {dir + "/ca.pem", dir + "/ca.key"});

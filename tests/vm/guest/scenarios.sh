@@ -215,7 +215,8 @@ scenario_interop() {
 scenario_replicate() {
   ip link set lo up
   mkdir -p /run/hrl /var/lib/hrl
-  create || return 1
+  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --assume-in-sync || fail "hrlctl volume create" || return 1
+  dmsetup rename hrl-db0 hrl0 || return 1  # the helpers of this file look at hrl0
   hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
   hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
   fio --name=rand --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
@@ -239,5 +240,5 @@ scenario_replicate() {
   [ "$(field 1)" = journal ] || fail "the ring overflowed: writes in the bitmap need a resync" || return 1
   [ "$got" = "$want" ] || fail "the secondary holds ${got:-nothing} of $want records" || return 1
   [ "$(field 3)" = "$((want + 1))" ] || fail "the target's tail did not reach its head" || return 1
-  dmsetup remove hrl0
+  dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }

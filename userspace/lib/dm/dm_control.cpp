@@ -31,6 +31,29 @@ std::string dm_message(const std::string& device, const std::string& message) {
   return answer ? answer : "";
 }
 
+void dm_create(const std::string& device, uint64_t sectors, const std::string& target, const std::string& params) {
+  Task t = make_task(DM_DEVICE_CREATE, device);
+  uint32_t cookie = 0;
+  if (!dm_task_add_target(t.get(), 0, sectors, target.c_str(), params.c_str()) ||
+      !dm_task_set_cookie(t.get(), &cookie, 0) || !dm_task_run(t.get())) {
+    dm_udev_wait(cookie);
+    throw std::runtime_error("device-mapper: cannot create " + device + " (" + target + " " + params +
+                             "); is the " + target + " target loaded (modprobe dm-" + target +
+                             ")? The kernel log says why.");
+  }
+  dm_udev_wait(cookie);
+}
+
+void dm_remove(const std::string& device) {
+  Task t = make_task(DM_DEVICE_REMOVE, device);
+  uint32_t cookie = 0;
+  if (!dm_task_set_cookie(t.get(), &cookie, 0) || !dm_task_run(t.get())) {
+    dm_udev_wait(cookie);
+    throw std::runtime_error("device-mapper: cannot remove " + device + " (in use, or no such device)");
+  }
+  dm_udev_wait(cookie);
+}
+
 std::string dm_status(const std::string& device) {
   Task t = make_task(DM_DEVICE_STATUS, device);
   if (!dm_task_run(t.get())) throw std::runtime_error("device-mapper: no status for " + device);

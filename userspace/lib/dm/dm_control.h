@@ -2,6 +2,7 @@
 // messages and status lines of a dm-hrl device.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace hrl {
@@ -12,5 +13,11 @@ std::string dm_message(const std::string& device, const std::string& message);
 
 // The target's status line (after "<start> <len> <type> "), as dmsetup status.
 std::string dm_status(const std::string& device);
+
+// Creates and resumes a device with one target line ("hrl <data> <log>" over
+// sectors), as dmsetup create; its node appears at /dev/mapper/<device>.
+void dm_create(const std::string& device, uint64_t sectors, const std::string& target, const std::string& params);
+// Removes a device (it is suspended first, so the target writes its state).
+void dm_remove(const std::string& device);
 
 }  // namespace hrl
