@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -58,10 +60,13 @@ std::string slurp(const std::string& path) {
 
 class Daemon {
  public:
-  Daemon(std::string config, std::string log_path, std::string backend, std::string netns = {})
-      : config_(std::move(config)), log_(std::move(log_path)), backend_(std::move(backend)), netns_(std::move(netns)) {
+  Daemon(std::string config, std::string log_path, std::string backend, std::string netns = {},
+         std::string notify_socket = {})
+      : config_(std::move(config)), log_(std::move(log_path)), backend_(std::move(backend)), netns_(std::move(netns)),
+        notify_(std::move(notify_socket)) {
     start();
   }
+  pid_t pid() const { return pid_; }
   ~Daemon() { stop(SIGKILL); }
   void start() {
     pid_ = fork();
@@ -69,6 +74,11 @@ class Daemon {
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, 2);
       setenv("HRL_IO_BACKEND", backend_.c_str(), 1);
+      if (!notify_.empty()) {  // as systemd runs a Type=notify service with WatchdogSec=
+        setenv("NOTIFY_SOCKET", notify_.c_str(), 1);
+        setenv("WATCHDOG_USEC", "200000", 1);
+        setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
+      }
       if (!netns_.empty())  // ip netns exec enters the namespace and execs hrld in this process
         execlp("ip", "ip", "netns", "exec", netns_.c_str(), HRLD_BIN, "--config", config_.c_str(), nullptr);
       execl(HRLD_BIN, "hrld", "--config", config_.c_str(), nullptr);
@@ -85,7 +95,7 @@ class Daemon {
   }
 
  private:
-  std::string config_, log_, backend_, netns_;
+  std::string config_, log_, backend_, netns_, notify_;
   pid_t pid_ = -1;
 };
 
@@ -287,6 +297,9 @@ TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
   EXPECT_EQ(j["volumes"][0]["durable_seq"], last);
   EXPECT_GT(j["volumes"][0]["bytes_shipped"].get<uint64_t>(), 0u);
   EXPECT_EQ(j["volumes"][0]["rpo_seconds"], 0.0);  // caught up
+  EXPECT_EQ(j["volumes"][0]["mode"], "journal");
+  EXPECT_LT(j["volumes"][0]["log_fill"].get<double>(), 0.5);
+  EXPECT_TRUE(j["volumes"][0].contains("throughput_bytes_per_second"));
   auto s = nlohmann::json::parse(run_hrlctl("status --json " + ssock));
   EXPECT_EQ(s["volumes"][0]["role"], "secondary");
   EXPECT_EQ(s["volumes"][0]["durable_seq"], last);
@@ -318,6 +331,55 @@ TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
   EXPECT_EQ(run_hrlctl("status --socket " + dir.file("nobody.sock"), &st).find("is hrld running?") != std::string::npos,
             true);
   EXPECT_EQ(st, 1);
+}
+
+// Under systemd: READY, the watchdog at half its interval, STOPPING; and
+// SIGHUP takes new bandwidth and compression without stopping replication.
+TEST_P(Hrld, NotifiesSystemdAndReloadsOnSighup) {
+  std::string path = dir.file("notify.sock");
+  Socket ns(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+  ASSERT_EQ(::bind(ns.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  timeval tv{0, 100000};
+  setsockopt(ns.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto collect = [&](std::chrono::milliseconds for_how_long) {
+    std::string got;
+    auto until = std::chrono::steady_clock::now() + for_how_long;
+    char buf[512];
+    while (std::chrono::steady_clock::now() < until) {
+      ssize_t n = ::recv(ns.fd(), buf, sizeof buf, 0);
+      if (n > 0) got += std::string(buf, static_cast<size_t>(n)) + "\n";
+    }
+    return got;
+  };
+  Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
+  Daemon primary(primary_conf, dir.file("primary.log"), GetParam(), {}, path);
+  std::string got = collect(1500ms);
+  EXPECT_NE(got.find("READY=1"), std::string::npos) << got;
+  size_t beats = 0;
+  for (size_t at = 0; (at = got.find("WATCHDOG=1", at)) != std::string::npos; at++) beats++;
+  EXPECT_GE(beats, 5u) << "a 200 ms watchdog wants a beat every 100 ms: " << got;
+
+  std::string conf = slurp(primary_conf);
+  std::ofstream(primary_conf) << conf << "bandwidth = \"64M\"\n";  // appended to the [[volume]]
+  std::mt19937_64 rng(19);
+  LogWriter w(log, data);
+  uint64_t before = write_some(w, rng, 20);
+  wait_for(before, 30s);
+  ASSERT_EQ(kill(primary.pid(), SIGHUP), 0);
+  uint64_t after = write_some(w, rng, 20);
+  wait_for(after, 30s);  // replication goes on across the reload
+  std::string plog = slurp(dir.file("primary.log"));
+  EXPECT_NE(plog.find("reloaded bandwidth and compression"), std::string::npos) << plog;
+  std::ofstream(primary_conf) << "this is not toml [";
+  ASSERT_EQ(kill(primary.pid(), SIGHUP), 0);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_NE(slurp(dir.file("primary.log")).find("reload refused, running on"), std::string::npos);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
+  EXPECT_NE(collect(300ms).find("STOPPING=1"), std::string::npos);
+  w.close();
 }
 
 // Two network namespaces made by the test, joined by a veth pair: the

@@ -174,5 +174,43 @@ TEST_F(Replication, ADamagedBatchIsRefusedAndNothingApplied) {
   EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
 }
 
+// Frames damaged on the wire: a payload that fails the frame checksum, and a
+// header claiming more than the limit. The secondary ends the session with
+// the reason, and nothing is applied.
+TEST_F(Replication, DamagedFramesEndTheSessionAndNothingIsApplied) {
+  Superblock sb = read_superblock(File::open(log, O_RDONLY));
+  proto::BatchBuilder b(sb.csum_seed());
+  std::vector<std::byte> block(4096, std::byte{0x42});
+  RecordHeader h;
+  h.seq = 1;
+  h.generation = sb.generation;
+  h.sector = 8;
+  h.nr_sectors = 8;
+  h.payload_bytes = 4096;
+  h.payload_csum = payload_checksum(block, sb.csum_seed());
+  b.add(h, block);
+  auto good = proto::make_frame(proto::FrameType::Records, b.take(), 0);
+  for (int damage = 0; damage < 2; damage++) {
+    Listener l("127.0.0.1:0");
+    auto s = secondary(l);
+    TlsContext ctx(TlsContext::Role::Client, primary_tls);
+    TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(l.port()), 5s), "secondary");
+    t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, "p"}));
+    ASSERT_EQ(t.receive().header.type, proto::FrameType::Welcome);
+    auto frame = good;
+    if (damage == 0) {
+      frame[proto::kHeaderSize + 100] ^= std::byte{1};  // a byte of the payload, after the checksum was made
+    } else {
+      uint32_t huge = 512u << 20;
+      std::memcpy(frame.data() + 12, &huge, 4);  // wire_len
+    }
+    t.send_frame(frame);
+    std::string why = s.get();
+    EXPECT_NE(why.find(damage == 0 ? "fails its checksum" : "exceeds the limit"), std::string::npos) << why;
+    EXPECT_EQ(ReplicaState::load(state)->durable_seq, 0u);
+    EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
+  }
+}
+
 }  // namespace
 }  // namespace hrl

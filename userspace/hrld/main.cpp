@@ -6,6 +6,7 @@
 // Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops it
 // cleanly: sessions end at a batch boundary, nothing acknowledged is lost.
 #include <pthread.h>
+#include <systemd/sd-daemon.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -92,8 +93,6 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.log_path = v.log;
   opt.dm_device = v.device;
   opt.node = c.node;
-  opt.zstd_level = v.compression;
-  opt.bandwidth = v.bandwidth;
   opt.backend = backend;
   std::mt19937 rng(std::random_device{}());
   unsigned attempt = 0;
@@ -101,7 +100,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   std::atomic<bool> session_stop{false};
   std::thread watch([&] {
     while (!g_stop) {
-      session_stop = g_stop || rt.paused;
+      session_stop = g_stop || rt.paused || rt.restart;
       std::this_thread::sleep_for(50ms);
     }
     session_stop = true;
@@ -116,6 +115,11 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
       pause_for(200ms);
       continue;
     }
+    VolumeConfig live = rt.live();  // settings SIGHUP may have changed
+    opt.zstd_level = live.compression;
+    opt.bandwidth = live.bandwidth;
+    rt.restart = false;
+    session_stop = false;
     try {
       rt.set_state("connecting");
       auto io_timeout = std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000));
@@ -125,7 +129,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
       rt.set_state("replicating");
       attempt = 0;
       run_primary_session(peer, opt, session_stop, rt.stats);
-      if (g_stop || rt.paused) continue;
+      if (g_stop || rt.paused || rt.restart) continue;
     } catch (const SessionError& e) {
       if (!e.recoverable()) {
         log_line(v.name, "CRITICAL: " + std::string(e.what()) + "; replication of this volume stops until an operator acts");
@@ -200,15 +204,8 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread signals([&set] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    log_line("-", std::string("stopping on ") + strsignal(sig));
-    g_stop = true;
-  });
-  signals.detach();
-
   std::vector<std::unique_ptr<VolumeRuntime>> volumes;
   for (const VolumeConfig& v : cfg.volumes) volumes.push_back(std::make_unique<VolumeRuntime>(v));
   std::vector<std::thread> workers;
@@ -241,8 +238,48 @@ int main(int argc, char** argv) {
       log_line("-", std::string("control socket: ") + e.what());
     }
   });
+  std::thread signals([&set, &volumes, &config_path] {
+    while (!g_stop) {
+      int sig = 0;
+      sigwait(&set, &sig);
+      if (sig != SIGHUP) {
+        log_line("-", std::string("stopping on ") + strsignal(sig));
+        sd_notify(0, "STOPPING=1");
+        g_stop = true;
+        break;
+      }
+      // SIGHUP: what can change while running does; the rest needs a restart.
+      try {
+        Config fresh = load_config(config_path);
+        for (auto& rt : volumes)
+          for (const VolumeConfig& v : fresh.volumes)
+            if (v.name == rt->config.name && v.role == rt->config.role) {
+              rt->reload(v);
+              rt->restart = true;
+            }
+        log_line("-", "reloaded bandwidth and compression from " + config_path +
+                          " (other changes take a restart)");
+      } catch (const std::exception& e) {
+        log_line("-", std::string("reload refused, running on: ") + e.what());
+      }
+    }
+  });
+  // Under systemd (Type=notify): ready now, and a watchdog at half its interval.
+  sd_notify(0, "READY=1");
+  uint64_t watchdog_usec = 0;
+  std::thread watchdog;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
+    watchdog = std::thread([watchdog_usec] {
+      while (!g_stop) {
+        sd_notify(0, "WATCHDOG=1");
+        pause_for(std::chrono::microseconds(watchdog_usec / 2));
+      }
+    });
+  }
   log_line("-", "node " + cfg.node + " running " + std::to_string(cfg.volumes.size()) + " volume(s)");
   for (auto& t : workers) t.join();
+  signals.join();
+  if (watchdog.joinable()) watchdog.join();
   log_line("-", "stopped");
   return 0;
 }

@@ -1,6 +1,10 @@
 #include "volume_runtime.h"
 
+#include "dm/dm_control.h"
+#include "io/file.h"
 #include "log/superblock.h"
+
+#include <sstream>
 
 namespace hrl {
 
@@ -8,6 +12,43 @@ void VolumeRuntime::set_state(const std::string& state, const std::string& error
   std::lock_guard lock(mu_);
   state_ = state;
   if (!error.empty()) last_error_ = error;
+}
+
+VolumeConfig VolumeRuntime::live() const {
+  std::lock_guard lock(mu_);
+  return live_;
+}
+
+void VolumeRuntime::reload(const VolumeConfig& fresh) {
+  std::lock_guard lock(mu_);
+  live_.bandwidth = fresh.bandwidth;
+  live_.compression = fresh.compression;
+}
+
+// The log's tracking mode and fill: from the target's status line with the
+// module, from the superblock for a LogWriter's log (its head as persisted).
+void VolumeRuntime::log_state(nlohmann::json& out) const {
+  try {
+    if (!config.device.empty()) {
+      std::istringstream st(dm_status(config.device));
+      std::string mode;
+      uint64_t head, tail, used, ring, dirty;
+      st >> mode >> head >> tail >> used >> ring >> dirty;
+      out["mode"] = mode;
+      out["log_fill"] = ring ? static_cast<double>(used) / static_cast<double>(ring) : 0.0;
+      out["dirty_blocks"] = dirty;
+      return;
+    }
+    Superblock sb = read_superblock(File::open(config.log, O_RDONLY));
+    out["mode"] = sb.has(HRL_SB_RESYNC_REQUIRED) ? "resync-required" : sb.has(HRL_SB_BITMAP_MODE) ? "bitmap" : "journal";
+    uint64_t used = sb.head_seq == sb.tail_seq ? 0 : (sb.head_offset + sb.ring_bytes - sb.tail_offset) % sb.ring_bytes;
+    if (sb.head_seq != sb.tail_seq && used == 0) used = sb.ring_bytes;
+    out["log_fill"] = static_cast<double>(used) / static_cast<double>(sb.ring_bytes);
+    out["dirty_blocks"] = sb.dirty_bits;
+  } catch (const std::exception& e) {
+    out["mode"] = "unknown";
+    out["log_fill"] = 0.0;
+  }
 }
 
 nlohmann::json VolumeRuntime::status() const {
@@ -21,7 +62,18 @@ nlohmann::json VolumeRuntime::status() const {
   uint64_t now = now_realtime_ns();
   double rpo = pending && now > pending ? static_cast<double>(now - pending) / 1e9 : 0.0;
   uint64_t raw = stats.raw_bytes, wire = stats.wire_bytes;
-  return nlohmann::json{
+  {
+    std::lock_guard lock(mu_);
+    if (sample_ns_ && now > sample_ns_ + 100000000ULL) {  // at least 0.1 s apart
+      rate_ = static_cast<double>(raw - sample_bytes_) / (static_cast<double>(now - sample_ns_) / 1e9);
+      sample_ns_ = now;
+      sample_bytes_ = raw;
+    } else if (!sample_ns_) {
+      sample_ns_ = now;
+      sample_bytes_ = raw;
+    }
+  }
+  nlohmann::json out{
       {"name", config.name},
       {"role", config.role == VolumeConfig::Role::Primary ? "primary" : "secondary"},
       {"state", state},
@@ -30,8 +82,11 @@ nlohmann::json VolumeRuntime::status() const {
       {"bytes_shipped", raw},
       {"bytes_on_wire", wire},
       {"compression_ratio", wire ? static_cast<double>(raw) / static_cast<double>(wire) : 1.0},
+      {"throughput_bytes_per_second", rate_},
       {"last_error", error},
   };
+  if (config.role == VolumeConfig::Role::Primary) log_state(out);
+  return out;
 }
 
 }  // namespace hrl

@@ -15,18 +15,27 @@ namespace hrl {
 
 class VolumeRuntime {
  public:
-  explicit VolumeRuntime(const VolumeConfig& cfg) : config(cfg) {}
-  const VolumeConfig config;
+  explicit VolumeRuntime(const VolumeConfig& cfg) : config(cfg), live_(cfg) {}
+  const VolumeConfig config;  // as started: name, role, devices, addresses
   SessionStats stats;
   std::atomic<bool> paused{false};
+  std::atomic<bool> restart{false};  // end the session to take new settings
+
+  // What SIGHUP may change while running: bandwidth, compression.
+  VolumeConfig live() const;
+  void reload(const VolumeConfig& fresh);
 
   void set_state(const std::string& state, const std::string& error = {});
   nlohmann::json status() const;
 
  private:
+  void log_state(nlohmann::json& out) const;
   mutable std::mutex mu_;
+  VolumeConfig live_;
   std::string state_ = "starting";
   std::string last_error_;
+  mutable uint64_t sample_ns_ = 0, sample_bytes_ = 0;  // for the throughput between two status calls
+  mutable double rate_ = 0;
 };
 
 }  // namespace hrl
