@@ -117,16 +117,12 @@ void print_superblock(const std::string& path, const Superblock& sb) {
 int cmd_format(const std::string& log_path, const std::string& data_path, const FormatOptions& fopt, bool force) {
   File log = File::open(log_path, O_RDWR);
   File data = File::open(data_path, O_RDONLY);
-  if (!force) {
-    try {
-      Superblock old = read_superblock(log);
-      fprintf(stderr,
-              "hrl-log: %s already holds the log of volume %s (generation %" PRIu64
-              "); formatting loses its unshipped records. Use --force to format anyway.\n",
-              log_path.c_str(), uuid_string(old.uuid).c_str(), old.generation);
-      return 1;
-    } catch (const std::runtime_error&) {  // not a log: fine to format
-    }
+  if (auto old = existing_log(log); old && !force) {
+    fprintf(stderr,
+            "hrl-log: %s already holds the log of volume %s (generation %" PRIu64
+            "); formatting loses its unshipped records. Use --force to format anyway.\n",
+            log_path.c_str(), uuid_string(old->uuid).c_str(), old->generation);
+    return 1;
   }
   uint64_t data_bytes = data.size();
   if (data_bytes == 0 || data_bytes % HRL_SECTOR_SIZE) {

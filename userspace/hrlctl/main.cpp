@@ -80,14 +80,10 @@ int cmd_volume_create(const std::string& name, const std::string& data_path, con
                       const FormatOptions& fopt, bool force) {
   File data = File::open(data_path, O_RDONLY);
   File log = File::open(log_path, O_RDWR);
-  if (!force) {
-    try {
-      Superblock old = read_superblock(log);
-      fprintf(stderr, "hrlctl: %s already holds the log of volume %s; --force formats it again (its records are lost)\n",
-              log_path.c_str(), uuid_string(old.uuid).c_str());
-      return 1;
-    } catch (const std::runtime_error&) {  // not a log yet
-    }
+  if (auto old = existing_log(log); old && !force) {
+    fprintf(stderr, "hrlctl: %s already holds the log of volume %s; --force formats it again (its records are lost)\n",
+            log_path.c_str(), uuid_string(old->uuid).c_str());
+    return 1;
   }
   uint64_t sectors = data.size() / HRL_SECTOR_SIZE;
   Superblock sb = format_log(log, sectors, fopt);

@@ -27,4 +27,12 @@ Superblock format_log(const File& log, uint64_t data_sectors, const FormatOption
   return sb;
 }
 
+std::optional<Superblock> existing_log(const File& log) {
+  try {
+    return read_superblock(log);
+  } catch (const std::runtime_error&) {  // not a log (or no valid slot): nothing to lose
+    return std::nullopt;
+  }
+}
+
 }  // namespace hrl

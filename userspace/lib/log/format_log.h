@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
 #include "log/superblock.h"
 
@@ -21,5 +22,9 @@ struct FormatOptions {
 // clean and resync-required (new-volume): its replica starts empty, unless
 // opt.assume_in_sync.
 Superblock format_log(const File& log, uint64_t data_sectors, const FormatOptions& opt);
+
+// The log a device already holds, if any: formatting over it loses its
+// unshipped records, so the tools ask for --force first.
+std::optional<Superblock> existing_log(const File& log);
 
 }  // namespace hrl

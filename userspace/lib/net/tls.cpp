@@ -188,29 +188,36 @@ bool TlsStream::wait_for(int ssl_error, std::chrono::steady_clock::time_point de
   return ::poll(&p, 1, static_cast<int>(left.count())) >= 0;
 }
 
+// After SSL_read or SSL_write returned rc <= 0: true when the call should
+// be made again (after waiting for the socket); otherwise throws the reason.
+bool TlsStream::retry_or_throw(int rc, const char* doing, const char* did,
+                               std::chrono::steady_clock::time_point deadline) {
+  int saved = errno;
+  int err = SSL_get_error(ssl_.get(), rc);
+  std::string who = peer_.empty() ? std::string("peer") : peer_;
+  if (err == SSL_ERROR_ZERO_RETURN) throw PeerClosed("connection closed by " + who);
+  bool again = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
+               (err == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR));
+  if (again) {
+    if (wait_for(err, deadline)) return true;
+    throw std::runtime_error(std::string("timed out ") + doing + " " + who);
+  }
+  std::string why = err == SSL_ERROR_SYSCALL ? (saved ? std::strerror(saved) : "connection closed")
+                                             : ssl_errors() + " (SSL error " + std::to_string(err) + ")";
+  throw std::runtime_error(std::string(did) + " " + who + ": " + why);
+}
+
 void TlsStream::read_exact(std::byte* p, size_t n) {
   auto deadline = std::chrono::steady_clock::now() + io_timeout_;
   while (n > 0) {
     int rc = SSL_read(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-    if (rc > 0) {
-      p += rc;
-      n -= static_cast<size_t>(rc);
-      deadline = std::chrono::steady_clock::now() + io_timeout_;
+    if (rc <= 0) {
+      retry_or_throw(rc, "reading from", "read from", deadline);
       continue;
     }
-    int saved = errno;
-    int err = SSL_get_error(ssl_.get(), rc);
-    std::string who = peer_.empty() ? std::string("peer") : peer_;
-    if (err == SSL_ERROR_ZERO_RETURN) throw PeerClosed("connection closed by " + who);
-    bool again = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
-                 (err == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR));
-    if (again) {
-      if (wait_for(err, deadline)) continue;
-      throw std::runtime_error("timed out reading from " + who);
-    }
-    std::string why = err == SSL_ERROR_SYSCALL ? (saved ? std::strerror(saved) : "connection closed")
-                                               : ssl_errors() + " (SSL error " + std::to_string(err) + ")";
-    throw std::runtime_error("read from " + who + ": " + why);
+    p += rc;
+    n -= static_cast<size_t>(rc);
+    deadline = std::chrono::steady_clock::now() + io_timeout_;  // progress: a new deadline
   }
 }
 
@@ -218,24 +225,13 @@ void TlsStream::write_all(const std::byte* p, size_t n) {
   auto deadline = std::chrono::steady_clock::now() + io_timeout_;
   while (n > 0) {
     int rc = SSL_write(ssl_.get(), p, static_cast<int>(std::min<size_t>(n, 1 << 30)));
-    if (rc > 0) {
-      p += rc;
-      n -= static_cast<size_t>(rc);
-      deadline = std::chrono::steady_clock::now() + io_timeout_;
+    if (rc <= 0) {
+      retry_or_throw(rc, "writing to", "write to", deadline);
       continue;
     }
-    int saved = errno;
-    int err = SSL_get_error(ssl_.get(), rc);
-    std::string who = peer_.empty() ? std::string("peer") : peer_;
-    bool again = err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE ||
-                 (err == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK || saved == EINTR));
-    if (again) {
-      if (wait_for(err, deadline)) continue;
-      throw std::runtime_error("timed out writing to " + who);
-    }
-    std::string why = err == SSL_ERROR_SYSCALL ? (saved ? std::strerror(saved) : "connection closed")
-                                               : ssl_errors() + " (SSL error " + std::to_string(err) + ")";
-    throw std::runtime_error("write to " + who + ": " + why);
+    p += rc;
+    n -= static_cast<size_t>(rc);
+    deadline = std::chrono::steady_clock::now() + io_timeout_;
   }
 }
 

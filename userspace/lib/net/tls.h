@@ -96,6 +96,7 @@ class TlsStream {
 
  private:
   bool wait_for(int ssl_error, std::chrono::steady_clock::time_point deadline);
+  bool retry_or_throw(int rc, const char* doing, const char* did, std::chrono::steady_clock::time_point deadline);
   void read_exact(std::byte* p, size_t n);
   void write_all(const std::byte* p, size_t n);
   struct Free {
