@@ -62,6 +62,13 @@ uint64_t File::size() const {
   return static_cast<uint64_t>(st.st_size);
 }
 
+uint32_t File::logical_sector_size() const {
+  if (!is_block_device()) return 512;
+  int bytes = 512;
+  if (ioctl(fd_, BLKSSZGET, &bytes) < 0) throw_errno(errno, "BLKSSZGET " + path_);
+  return static_cast<uint32_t>(bytes);
+}
+
 bool File::is_block_device() const {
   struct stat st;
   if (fstat(fd_, &st) < 0) throw_errno(errno, "stat " + path_);

@@ -40,6 +40,8 @@ class File {
   // Size in bytes of a regular file or a block device.
   uint64_t size() const;
   bool is_block_device() const;
+  // The device's logical sector size; 512 for a regular file.
+  uint32_t logical_sector_size() const;
 
   // Whole-buffer positional I/O: loops over short transfers and EINTR.
   void read_at(std::span<std::byte> buf, uint64_t offset) const;

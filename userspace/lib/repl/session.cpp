@@ -147,7 +147,10 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
 void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const std::atomic<bool>& stop,
                            SessionStats& stats) {
   std::optional<ReplicaState> state = ReplicaState::load(opt.state_path);
+  // Records are whole sectors at sector offsets, and the applier's buffers
+  // are aligned: O_DIRECT wherever the replica's sectors are 512 bytes.
   File replica = File::open(opt.replica_path, O_RDWR);
+  if (replica.logical_sector_size() == HRL_SECTOR_SIZE) replica = File::open_direct(opt.replica_path, O_RDWR);
 
   auto f = peer.receive();
   if (f.header.type != FrameType::Hello)
