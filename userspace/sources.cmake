@@ -18,5 +18,6 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/replica_state.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/dm/dm_control.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/resync/block_hasher.cpp
 )
 set(HRL_LIB_INCLUDES ${CMAKE_CURRENT_LIST_DIR}/lib ${CMAKE_CURRENT_LIST_DIR}/../include)
