@@ -1218,6 +1218,21 @@ static int hrl_msg_ack(struct hrl_c *hc, const char *arg)
 }
 
 /*
+ * A PAD or MARK record whose ring space was reserved could not be written:
+ * readers stop at the hole, so the volume needs a resync, and says so.
+ * Caller holds meta_lock.
+ */
+static void hrl_record_write_failed(struct hrl_c *hc, const char *what, u64 seq, int r)
+{
+	spin_lock_irq(&hc->lock);
+	hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
+	spin_unlock_irq(&hc->lock);
+	DMERR("%s record at seq %llu could not be written (%d): resync required", what, seq, r);
+	hrl_write_sb(hc, false);
+	queue_work(hc->wq, &hc->event_work);
+}
+
+/*
  * Writes a MARK record (and a PAD before it if needed) and waits for it.
  * Returns 1 with the record's sequence number in result.
  */
@@ -1249,10 +1264,7 @@ static int hrl_msg_mark(struct hrl_c *hc, const char *name, char *result, unsign
 		r = hrl_log_io(hc, REQ_OP_WRITE, page_address(page), false,
 			       hc->ring_offset + tmp.pad_pos, HRL_SECTOR_SIZE);
 		if (r) {
-			spin_lock_irq(&hc->lock);
-			hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
-			spin_unlock_irq(&hc->lock);
-			hrl_write_sb(hc, false);
+			hrl_record_write_failed(hc, "PAD", tmp.pad_seq, r);
 			goto out;
 		}
 	}
@@ -1263,13 +1275,7 @@ static int hrl_msg_mark(struct hrl_c *hc, const char *name, char *result, unsign
 	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA, page_address(page), false,
 		       hc->ring_offset + tmp.pos, hrl_record_span(len));
 	if (r) {
-		/* Its place in the ring is taken: readers stop at the hole. */
-		spin_lock_irq(&hc->lock);
-		hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
-		spin_unlock_irq(&hc->lock);
-		DMERR("mark '%s' at seq %llu could not be written (%d): resync required", name, tmp.seq, r);
-		hrl_write_sb(hc, false);
-		queue_work(hc->wq, &hc->event_work);
+		hrl_record_write_failed(hc, "MARK", tmp.seq, r);
 	} else {
 		DMEMIT("%llu", tmp.seq);
 		r = 1;	/* dm returns the result to userspace */

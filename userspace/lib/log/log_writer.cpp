@@ -192,6 +192,7 @@ uint64_t LogWriter::write(uint64_t sector, std::span<const std::byte> data, uint
     if (sb_.has(HRL_SB_BITMAP_MODE) || !append(HRL_REC_WRITE, piece_flags, at, nr, copy, seq)) {
       if (!sb_.has(HRL_SB_BITMAP_MODE)) enter_bitmap_mode();
       dirty_.set_sectors(at, nr);
+      dirty_changed_ = true;
       seq = 0;
     }
     last = seq;
@@ -222,6 +223,7 @@ uint64_t LogWriter::discard(uint64_t sector, uint32_t nr_sectors) {
   if (sb_.has(HRL_SB_BITMAP_MODE) || !append(HRL_REC_DISCARD, 0, sector, nr_sectors, {}, seq)) {
     if (!sb_.has(HRL_SB_BITMAP_MODE)) enter_bitmap_mode();
     dirty_.set_sectors(sector, nr_sectors);
+    dirty_changed_ = true;
     seq = 0;
   }
   return seq;
@@ -289,6 +291,7 @@ DirtyBitmap LogWriter::take_bitmap() {
   sb_.flags |= HRL_SB_RESYNC_PENDING;
   sb_.resync_take_seq = sb_.head_seq;
   maybe_leave_bitmap_mode();
+  dirty_changed_ = resync_changed_ = true;
   persist_bitmaps();
   persist_superblock();
   return resync_;
@@ -299,15 +302,22 @@ void LogWriter::end_resync() {
   resync_.clear();
   sb_.flags &= ~HRL_SB_RESYNC_PENDING;
   sb_.resync_take_seq = 0;
+  resync_changed_ = true;
   persist_bitmaps();
   persist_superblock();
 }
 
 void LogWriter::persist_bitmaps() {
-  sb_.bitmap_csum = store_bitmap(log_, sb_.bitmap_offset, sb_.bitmap_bytes, sb_.csum_seed(), dirty_);
-  sb_.resync_csum = store_bitmap(log_, sb_.resync_offset, sb_.bitmap_bytes, sb_.csum_seed(), resync_);
-  sb_.dirty_bits = dirty_.count();
-  sb_.resync_bits = resync_.count();
+  if (dirty_changed_) {
+    sb_.bitmap_csum = store_bitmap(log_, sb_.bitmap_offset, sb_.bitmap_bytes, sb_.csum_seed(), dirty_);
+    sb_.dirty_bits = dirty_.count();
+    dirty_changed_ = false;
+  }
+  if (resync_changed_) {
+    sb_.resync_csum = store_bitmap(log_, sb_.resync_offset, sb_.bitmap_bytes, sb_.csum_seed(), resync_);
+    sb_.resync_bits = resync_.count();
+    resync_changed_ = false;
+  }
 }
 
 // The ring and bitmaps become durable before a superblock that describes

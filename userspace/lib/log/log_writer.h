@@ -98,6 +98,9 @@ class LogWriter {
   DirtyBitmap dirty_;
   DirtyBitmap resync_;
   std::deque<InRing> ring_;  // records between tail and head, oldest first
+  // Whether a bitmap changed since it was last written: flush() writes only
+  // those (an area is 32 MiB per TiB of data).
+  bool dirty_changed_ = true, resync_changed_ = true;
   uint64_t used_ = 0;        // ring bytes between tail and head
   bool closed_ = false;
 };
