@@ -22,24 +22,16 @@
 #include "net/certs.h"
 #include "net/tls.h"
 #include "repl/replica_state.h"
+#include "daemon.h"
 #include "test_support.h"
 
 namespace hrl {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string run_hrlctl(const std::string& args, int* status = nullptr) {
-  std::string cmd = std::string(HRLCTL_BIN) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using test::Daemon;
+using test::run_hrlctl;
+using test::slurp;
 
 // A plain HTTP GET on loopback, the way Prometheus scrapes.
 std::string http_get(uint16_t port, const std::string& path) {
@@ -52,52 +44,6 @@ std::string http_get(uint16_t port, const std::string& path) {
   while ((n = ::read(s.fd(), buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
   return out;
 }
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-class Daemon {
- public:
-  Daemon(std::string config, std::string log_path, std::string backend, std::string netns = {},
-         std::string notify_socket = {})
-      : config_(std::move(config)), log_(std::move(log_path)), backend_(std::move(backend)), netns_(std::move(netns)),
-        notify_(std::move(notify_socket)) {
-    start();
-  }
-  pid_t pid() const { return pid_; }
-  ~Daemon() { stop(SIGKILL); }
-  void start() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 2);
-      setenv("HRL_IO_BACKEND", backend_.c_str(), 1);
-      if (!notify_.empty()) {  // as systemd runs a Type=notify service with WatchdogSec=
-        setenv("NOTIFY_SOCKET", notify_.c_str(), 1);
-        setenv("WATCHDOG_USEC", "200000", 1);
-        setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
-      }
-      if (!netns_.empty())  // ip netns exec enters the namespace and execs hrld in this process
-        execlp("ip", "ip", "netns", "exec", netns_.c_str(), HRLD_BIN, "--config", config_.c_str(), nullptr);
-      execl(HRLD_BIN, "hrld", "--config", config_.c_str(), nullptr);
-      _exit(127);
-    }
-  }
-  int stop(int sig) {  // the exit status, or -sig when it died of a signal
-    if (pid_ <= 0) return 0;
-    kill(pid_, sig);
-    int st = 0;
-    waitpid(pid_, &st, 0);
-    pid_ = -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
-  }
-
- private:
-  std::string config_, log_, backend_, netns_, notify_;
-  pid_t pid_ = -1;
-};
 
 class Hrld : public ::testing::TestWithParam<std::string> {
  protected:
@@ -137,7 +83,7 @@ class Hrld : public ::testing::TestWithParam<std::string> {
     };
     primary_conf = dir.file("primary.toml");
     std::ofstream(primary_conf) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
-                                << "\"\npeer = \"127.0.0.1:" << port << "\"\npeer_name = \"site-b\"\n";
+                                << "\"\ndata = \"" << data << "\"\npeer = \"127.0.0.1:" << port << "\"\npeer_name = \"site-b\"\n";
     secondary_conf = dir.file("secondary.toml");
     std::ofstream(secondary_conf) << node("site-b") << "[[volume]]\nname = \"db0\"\nrole = \"secondary\"\nlisten = \"127.0.0.1:"
                                   << port << "\"\nreplica = \"" << replica << "\"\nstate_dir = \"" << dir.path() << "\"\n";
@@ -259,7 +205,7 @@ TEST_P(Hrld, KillingEitherDaemonLosesNothingAcknowledged) {
 }
 
 TEST_P(Hrld, AReplicaOfAnotherVolumeMakesTheVolumeCritical) {
-  ReplicaState{random_uuid(), 1, (64 << 20) / 512, 3}.save(state);
+  ReplicaState{random_uuid(), 1, (64 << 20) / 512, 3, std::nullopt, 0}.save(state);
   Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
   Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
   {

@@ -122,7 +122,7 @@ TEST_F(Replication, TheReplicaEqualsThePrimary) {
 }
 
 TEST_F(Replication, AReplicaOfAnotherVolumeRefusesThePrimary) {
-  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10};
+  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10, std::nullopt, 0};
   other.save(state);
   {
     LogWriter w(log, data);
@@ -146,7 +146,7 @@ TEST_F(Replication, ADamagedBatchIsRefusedAndNothingApplied) {
   TlsContext ctx(TlsContext::Role::Client, primary_tls);
   TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(l.port()), 5s), "secondary");
   Superblock sb = read_superblock(File::open(log, O_RDONLY));
-  t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, "p"}));
+  t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, true, "p"}));
   ASSERT_EQ(t.receive().header.type, proto::FrameType::Welcome);
   proto::BatchBuilder b(sb.csum_seed());
   std::vector<std::byte> block(4096, std::byte{0x77});
@@ -195,7 +195,7 @@ TEST_F(Replication, DamagedFramesEndTheSessionAndNothingIsApplied) {
     auto s = secondary(l);
     TlsContext ctx(TlsContext::Role::Client, primary_tls);
     TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(l.port()), 5s), "secondary");
-    t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, "p"}));
+    t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, true, "p"}));
     ASSERT_EQ(t.receive().header.type, proto::FrameType::Welcome);
     auto frame = good;
     if (damage == 0) {

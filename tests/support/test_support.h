@@ -3,13 +3,20 @@
 #pragma once
 
 #include <cstdint>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "log/format_log.h"
 #include "log/log_writer.h"
+#include "resync/compare.h"
 #include "workload.h"
+
+namespace hrl {
+// gtest prints ranges as "[offset +length]".
+inline void PrintTo(const ByteRange& r, std::ostream* os) { *os << "[" << r.offset << " +" << r.length << "]"; }
+}  // namespace hrl
 
 namespace hrl::test {
 

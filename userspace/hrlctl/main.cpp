@@ -2,6 +2,8 @@
 //
 //   hrlctl status [--json]            volumes of the local hrld: role, state, RPO, throughput
 //   hrlctl pause VOLUME | resume VOLUME   stop or restart shipping (tracking never stops)
+//   hrlctl resync VOLUME [--full] [--json]   compare by checksum and send what differs (--full: copy all)
+//   hrlctl verify VOLUME [--json]     compare and report the ranges that differ; change nothing
 //   hrlctl volume create NAME --data DEV --log DEV [--ring-size SIZE] [--assume-in-sync] [--force]
 //   hrlctl volume remove NAME         /dev/mapper/hrl-NAME, through dm-hrl
 //   hrlctl cert init --dir DIR --site NAME    a site CA
@@ -19,6 +21,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "control_client.h"
+#include "resync_command.h"
 #include "dm/dm_control.h"
 #include "io/file.h"
 #include "log/format_log.h"
@@ -29,31 +33,6 @@ namespace hrl {
 namespace {
 
 using json = nlohmann::json;
-
-json request(const std::string& path, const json& req) {
-  Socket s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-  if (::connect(s.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
-    throw std::runtime_error("cannot reach hrld at " + path + ": " + std::strerror(errno) + " (is hrld running?)");
-  std::string out = req.dump() + "\n";
-  if (::write(s.fd(), out.data(), out.size()) != static_cast<ssize_t>(out.size())) throw_errno(errno, "write " + path);
-  std::string in;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(s.fd(), buf, sizeof buf)) > 0) in.append(buf, static_cast<size_t>(n));
-  return json::parse(in);
-}
-
-std::string human_bytes(double b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (b >= 1024 && u < 4) b /= 1024, u++;
-  char s[32];
-  snprintf(s, sizeof s, u ? "%.1f %s" : "%.0f %s", b, units[u]);
-  return s;
-}
 
 int cmd_status(const std::string& sock, bool as_json) {
   json st = request(sock, {{"cmd", "status"}});
@@ -127,6 +106,16 @@ int main(int argc, char** argv) {
   auto* resume = app.add_subcommand("resume", "ship a paused volume again");
   resume->add_option("volume", volume, "volume name")->required();
 
+  bool full = false, detach = false;
+  auto* resync = app.add_subcommand("resync", "compare the sites by checksum and send the blocks that differ");
+  resync->add_option("volume", volume, "volume name")->required();
+  resync->add_flag("--full", full, "copy every block without comparing (a replica that cannot be trusted)");
+  resync->add_flag("--json", as_json, "progress as JSON lines");
+  resync->add_flag("--no-wait", detach, "start it and return");
+  auto* verify = app.add_subcommand("verify", "compare the sites by checksum and report the ranges that differ");
+  verify->add_option("volume", volume, "volume name")->required();
+  verify->add_flag("--json", as_json, "progress as JSON lines, then the result");
+
   auto* vol = app.add_subcommand("volume", "create or remove a protected volume (dm-hrl)");
   vol->require_subcommand(1);
   std::string vname, vdata, vlog;
@@ -167,6 +156,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*resume) return cmd_simple(sock, "resume", volume);
+    if (*resync) return cmd_resync(sock, volume, full ? "copy" : "checksum", as_json, !detach);
+    if (*verify) return cmd_resync(sock, volume, "verify", as_json, true);
     if (*init) {
       make_ca(site, {dir + "/ca.pem", dir + "/ca.key"});
       printf("site CA %s: %s/ca.pem (key %s/ca.key, mode 0600)\n", site.c_str(), dir.c_str(), dir.c_str());

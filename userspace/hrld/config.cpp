@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <cstdio>
+
 #include <toml++/toml.h>
 
 #include <stdexcept>
@@ -27,6 +29,17 @@ std::string need(const toml::table& t, const std::string& key, const std::string
 }
 
 }  // namespace
+
+bool in_window(const std::string& window, int minutes) {
+  int h1, m1, h2, m2;
+  char tail;
+  if (std::sscanf(window.c_str(), "%d:%d-%d:%d%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 < 0 || h1 > 23 || h2 < 0 ||
+      h2 > 23 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59)
+    throw std::runtime_error("'" + window + "' is not HH:MM-HH:MM");
+  int from = h1 * 60 + m1, to = h2 * 60 + m2;
+  if (from == to) return true;  // the whole day
+  return from < to ? minutes >= from && minutes < to : minutes >= from || minutes < to;
+}
 
 Config load_config(const std::string& path) {
   toml::table root;
@@ -70,6 +83,17 @@ Config load_config(const std::string& path) {
       v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
       if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
       v.bandwidth = parse_rate(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where);
+      v.resync_bandwidth = parse_rate(toml::node_view<const toml::node>((*t)["resync_bandwidth"].node()), where);
+      v.data = (*t)["data"].value<std::string>().value_or(v.device.empty() ? "" : "/dev/mapper/" + v.device);
+      if (v.data.empty()) throw std::runtime_error(where + ": 'data' (the volume's data device) is required without 'device'");
+      v.resync_window = (*t)["resync_window"].value<std::string>().value_or("");
+      if (!v.resync_window.empty()) {
+        try {
+          in_window(v.resync_window, 0);
+        } catch (const std::exception& e) {
+          throw std::runtime_error(where + ": resync_window: " + e.what());
+        }
+      }
     } else if (role == "secondary") {
       v.role = VolumeConfig::Role::Secondary;
       v.listen = need(*t, "listen", where);

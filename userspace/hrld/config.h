@@ -18,6 +18,11 @@ struct VolumeConfig {
   std::string peer_name;  // the secondary's certificate name
   int compression = 1;    // zstd level, 0 = none
   uint64_t bandwidth = 0; // bytes per second on the wire, 0 = unlimited
+  std::string data;       // the data the resync reads: /dev/mapper/<device>, or a LogWriter's data device
+  uint64_t resync_bandwidth = 0;  // resync bytes per second on the wire, 0 = unlimited
+  // Automatic resyncs start and run only inside this local-time window
+  // ("22:00-06:00"); empty: any time. Operator requests ignore it.
+  std::string resync_window;
   // secondary
   std::string listen;     // host:port
   std::string replica;    // the replica device or image
@@ -34,6 +39,10 @@ struct Config {
   double io_timeout = 30;  // seconds without progress before a session is given up
   std::vector<VolumeConfig> volumes;
 };
+
+// Whether the local time of day `minutes` (0..1439) is inside a "HH:MM-HH:MM"
+// window (which may wrap past midnight); throws on a malformed window.
+bool in_window(const std::string& window, int minutes);
 
 // Throws std::runtime_error naming the file and the key at fault.
 Config load_config(const std::string& path);

@@ -34,6 +34,28 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
     }
     return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
   }
+  if (cmd == "resync" || cmd == "resync-result") {
+    std::string name = req.value("volume", "");
+    for (auto& v : volumes) {
+      if (v->config.name != name) continue;
+      if (v->config.role != VolumeConfig::Role::Primary)
+        return {{"ok", false},
+                {"error", "volume " + name + " is a secondary here: a resync or verify is run on its primary"}};
+      if (cmd == "resync-result") return v->resync_result();
+      std::string mode = req.value("mode", "checksum");
+      proto::ResyncMode m = mode == "checksum" ? proto::ResyncMode::Checksum
+                            : mode == "copy"   ? proto::ResyncMode::Copy
+                            : mode == "verify" ? proto::ResyncMode::Verify
+                                               : proto::ResyncMode{};
+      if (m == proto::ResyncMode{}) return {{"ok", false}, {"error", "mode is checksum, copy or verify, not " + mode}};
+      if (v->resync_control.requested)
+        return {{"ok", false}, {"error", "volume " + name + " already has a resync or verify waiting to start"}};
+      uint64_t id = ++v->resync_control.request_id;
+      v->resync_control.requested = static_cast<uint32_t>(m);
+      return {{"ok", true}, {"id", id}};
+    }
+    return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
+  }
   return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }
 

@@ -92,6 +92,16 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   PrimaryOptions opt;
   opt.log_path = v.log;
   opt.dm_device = v.device;
+  opt.data_path = v.data;
+  opt.control = &rt.resync_control;
+  opt.log = [&v](const std::string& line) { log_line(v.name, line); };
+  if (!v.resync_window.empty())
+    opt.resync_window = [w = v.resync_window] {
+      time_t now = time(nullptr);
+      tm t;
+      localtime_r(&now, &t);
+      return in_window(w, t.tm_hour * 60 + t.tm_min);
+    };
   opt.node = c.node;
   opt.backend = backend;
   std::mt19937 rng(std::random_device{}());
@@ -118,6 +128,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     VolumeConfig live = rt.live();  // settings SIGHUP may have changed
     opt.zstd_level = live.compression;
     opt.bandwidth = live.bandwidth;
+    opt.resync_bandwidth = live.resync_bandwidth;
     rt.restart = false;
     session_stop = false;
     try {

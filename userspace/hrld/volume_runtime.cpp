@@ -23,6 +23,7 @@ void VolumeRuntime::reload(const VolumeConfig& fresh) {
   std::lock_guard lock(mu_);
   live_.bandwidth = fresh.bandwidth;
   live_.compression = fresh.compression;
+  live_.resync_bandwidth = fresh.resync_bandwidth;
 }
 
 // The log's tracking mode and fill: from the target's status line with the
@@ -86,7 +87,73 @@ nlohmann::json VolumeRuntime::status() const {
       {"last_error", error},
   };
   if (config.role == VolumeConfig::Role::Primary) log_state(out);
+  out["resync"] = resync_status();
+  if (stats.resync.active && state != "paused") {
+    auto mode = static_cast<proto::ResyncMode>(stats.resync.mode.load());
+    out["state"] = mode == proto::ResyncMode::Verify               ? "verifying"
+                   : stats.resync.reason == HRL_REASON_NEW_VOLUME ? "initial-sync"
+                                                                  : "resyncing";
+  }
+  if (config.role == VolumeConfig::Role::Secondary) out["consistent"] = !stats.inconsistent;
   return out;
+}
+
+// Progress of the pass running, with its rate over the last status calls and
+// the time left at that rate.
+nlohmann::json VolumeRuntime::resync_status() const {
+  const ResyncStats& r = stats.resync;
+  uint64_t now = now_realtime_ns();
+  uint64_t done = r.done_bytes, total = r.total_bytes;
+  bool primary = config.role == VolumeConfig::Role::Primary;
+  {
+    std::lock_guard lock(mu_);
+    if (!r.active) {
+      resync_sample_ns_ = 0;
+      resync_rate_ = 0;
+    } else if (!resync_sample_ns_ || done < resync_sample_bytes_) {
+      resync_sample_ns_ = r.started_ns;
+      resync_sample_bytes_ = 0;
+    }
+    if (r.active && now > resync_sample_ns_ + 200000000ULL) {
+      double rate = static_cast<double>(done - resync_sample_bytes_) / (static_cast<double>(now - resync_sample_ns_) / 1e9);
+      resync_rate_ = resync_rate_ ? 0.5 * resync_rate_ + 0.5 * rate : rate;
+      resync_sample_ns_ = now;
+      resync_sample_bytes_ = done;
+    }
+  }
+  nlohmann::json out{
+      {"active", r.active.load()},
+      {"waiting_for_window", r.waiting.load()},
+      {"mode", proto::resync_mode_name(static_cast<proto::ResyncMode>(r.mode ? r.mode.load() : 1))},
+      {"reason", reason_name(r.reason)},
+      {"total_bytes", total},
+      {"done_bytes", done},
+      {"read_bytes", r.read_bytes.load()},
+      {"differing_bytes", r.differing_bytes.load()},
+      {"written_bytes", r.written_bytes.load()},
+      {"wire_bytes", r.wire_bytes.load()},
+      {"passes", r.passes.load()},
+      {"rate_bytes_per_second", resync_rate_},
+      {"eta_seconds", resync_rate_ > 0 && total > done ? static_cast<double>(total - done) / resync_rate_ : 0.0},
+  };
+  if (primary) {
+    std::lock_guard lock(resync_control.mu);
+    out["request_id"] = resync_control.request_id.load();
+    out["finished_id"] = resync_control.finished_id;
+    out["outcome"] = resync_control.outcome;
+  }
+  return out;
+}
+
+nlohmann::json VolumeRuntime::resync_result() {
+  std::lock_guard lock(resync_control.mu);
+  nlohmann::json ranges = nlohmann::json::array();
+  for (const ByteRange& r : resync_control.verify_ranges) ranges.push_back({r.offset, r.length});
+  return {{"ok", true},
+          {"finished_id", resync_control.finished_id},
+          {"outcome", resync_control.outcome},
+          {"ranges", ranges},
+          {"written_during_verify_bytes", resync_control.verify_written_bytes}};
 }
 
 }  // namespace hrl

@@ -1,11 +1,33 @@
 #include "log/dirty_bitmap.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <stdexcept>
 
+#include "io/file.h"
+
 namespace hrl {
+
+bool load_bitmap_area(const File& log, uint64_t offset, uint64_t area_bytes, uint64_t csum, uint64_t seed,
+                      DirtyBitmap& into) {
+  AlignedBuffer area(area_bytes);
+  log.read_at(area.span(), offset);
+  if (XXH64(area.data(), area_bytes, seed) != csum) return false;
+  std::memcpy(into.bytes().data(), area.data(), into.bytes().size());
+  return true;
+}
+
+uint64_t store_bitmap_area(const File& log, uint64_t offset, uint64_t area_bytes, uint64_t seed,
+                           const DirtyBitmap& from) {
+  AlignedBuffer area(area_bytes);
+  std::memcpy(area.data(), from.bytes().data(), from.bytes().size());
+  log.write_at(area.span(), offset);
+  return XXH64(area.data(), area_bytes, seed);
+}
+
 
 DirtyBitmap::DirtyBitmap(uint64_t data_sectors, uint32_t bitmap_block) : block_bytes_(bitmap_block) {
   uint64_t per_bit = bitmap_block >> 9;

@@ -40,4 +40,13 @@ class DirtyBitmap {
   std::vector<std::byte> bytes_;
 };
 
+class File;
+
+// A bitmap area of the log (area_bytes on disk, XXH64 with the volume's seed
+// in the superblock): load returns false when the area fails its checksum.
+bool load_bitmap_area(const File& log, uint64_t offset, uint64_t area_bytes, uint64_t csum, uint64_t seed,
+                      DirtyBitmap& into);
+uint64_t store_bitmap_area(const File& log, uint64_t offset, uint64_t area_bytes, uint64_t seed,
+                           const DirtyBitmap& from);
+
 }  // namespace hrl

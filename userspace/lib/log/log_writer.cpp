@@ -22,26 +22,6 @@ const char* mode_name(TrackingMode m) {
   return "?";
 }
 
-namespace {
-
-// Reads a bitmap area and checks it against its superblock checksum.
-bool load_bitmap(const File& log, uint64_t offset, uint64_t area_bytes, uint64_t csum, uint64_t seed,
-                 DirtyBitmap& into) {
-  AlignedBuffer area(area_bytes);
-  log.read_at(area.span(), offset);
-  if (XXH64(area.data(), area_bytes, seed) != csum) return false;
-  std::memcpy(into.bytes().data(), area.data(), into.bytes().size());
-  return true;
-}
-
-uint64_t store_bitmap(const File& log, uint64_t offset, uint64_t area_bytes, uint64_t seed, const DirtyBitmap& from) {
-  AlignedBuffer area(area_bytes);
-  std::memcpy(area.data(), from.bytes().data(), from.bytes().size());
-  log.write_at(area.span(), offset);
-  return XXH64(area.data(), area_bytes, seed);
-}
-
-}  // namespace
 
 LogWriter::LogWriter(const std::string& log_path, const std::string& data_path)
     : log_(File::open(log_path, O_RDWR)), data_(File::open(data_path, O_RDWR)), sb_(read_superblock(log_)) {
@@ -54,8 +34,8 @@ LogWriter::LogWriter(const std::string& log_path, const std::string& data_path)
   const bool unclean = !sb_.has(HRL_SB_CLEAN);
   dirty_ = DirtyBitmap(sb_.data_sectors, sb_.bitmap_block);
   resync_ = DirtyBitmap(sb_.data_sectors, sb_.bitmap_block);
-  bool bitmaps_ok = load_bitmap(log_, sb_.bitmap_offset, sb_.bitmap_bytes, sb_.bitmap_csum, sb_.csum_seed(), dirty_) &&
-                    load_bitmap(log_, sb_.resync_offset, sb_.bitmap_bytes, sb_.resync_csum, sb_.csum_seed(), resync_);
+  bool bitmaps_ok = load_bitmap_area(log_, sb_.bitmap_offset, sb_.bitmap_bytes, sb_.bitmap_csum, sb_.csum_seed(), dirty_) &&
+                    load_bitmap_area(log_, sb_.resync_offset, sb_.bitmap_bytes, sb_.resync_csum, sb_.csum_seed(), resync_);
   if (unclean) set_resync_required(HRL_REASON_UNCLEAN_SHUTDOWN);
   if (!bitmaps_ok) {
     dirty_.clear();
@@ -309,12 +289,12 @@ void LogWriter::end_resync() {
 
 void LogWriter::persist_bitmaps() {
   if (dirty_changed_) {
-    sb_.bitmap_csum = store_bitmap(log_, sb_.bitmap_offset, sb_.bitmap_bytes, sb_.csum_seed(), dirty_);
+    sb_.bitmap_csum = store_bitmap_area(log_, sb_.bitmap_offset, sb_.bitmap_bytes, sb_.csum_seed(), dirty_);
     sb_.dirty_bits = dirty_.count();
     dirty_changed_ = false;
   }
   if (resync_changed_) {
-    sb_.resync_csum = store_bitmap(log_, sb_.resync_offset, sb_.bitmap_bytes, sb_.csum_seed(), resync_);
+    sb_.resync_csum = store_bitmap_area(log_, sb_.resync_offset, sb_.bitmap_bytes, sb_.csum_seed(), resync_);
     sb_.resync_bits = resync_.count();
     resync_changed_ = false;
   }

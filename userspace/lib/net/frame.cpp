@@ -15,6 +15,12 @@ const char* frame_type_name(FrameType t) {
     case FrameType::Refuse: return "REFUSE";
     case FrameType::Records: return "RECORDS";
     case FrameType::Durable: return "DURABLE";
+    case FrameType::ResyncBegin: return "RESYNC_BEGIN";
+    case FrameType::ResyncChunks: return "RESYNC_CHUNKS";
+    case FrameType::ResyncHashes: return "RESYNC_HASHES";
+    case FrameType::ResyncData: return "RESYNC_DATA";
+    case FrameType::ResyncEnd: return "RESYNC_END";
+    case FrameType::ResyncDone: return "RESYNC_DONE";
   }
   return "?";
 }
@@ -39,7 +45,7 @@ FrameHeader decode_header(std::span<const std::byte> in) {
     throw ProtocolError("protocol version " + std::to_string(v) + " (this hrld speaks " + std::to_string(kVersion) + ")");
   FrameHeader h;
   uint16_t type = r.u16();
-  if (type < 1 || type > 5) throw ProtocolError("unknown frame type " + std::to_string(type));
+  if (type < 1 || type > kLastFrameType) throw ProtocolError("unknown frame type " + std::to_string(type));
   h.type = static_cast<FrameType>(type);
   h.flags = r.u32();
   h.wire_len = r.u32();

@@ -26,7 +26,15 @@ enum class FrameType : uint16_t {
   Refuse = 3,   // either way: why not, then the connection closes
   Records = 4,  // primary -> secondary: a batch of log records
   Durable = 5,  // secondary -> primary: every record up to seq is durable
+  // A checksum resync (resync_messages.h):
+  ResyncBegin = 6,   // primary -> secondary: what is compared, from where
+  ResyncChunks = 7,  // primary -> secondary: chunks to read and hash next
+  ResyncHashes = 8,  // either way: one level of the chunks' hash trees
+  ResyncData = 9,    // primary -> secondary: the blocks that differ
+  ResyncEnd = 10,    // primary -> secondary: the pass is over
+  ResyncDone = 11,   // secondary -> primary: what the pass wrote is durable
 };
+inline constexpr uint16_t kLastFrameType = 11;
 const char* frame_type_name(FrameType t);
 
 // A malformed frame or message: the peer is broken or hostile; the

@@ -33,6 +33,7 @@ std::vector<std::byte> encode(const Hello& m) {
   w.u64(m.generation);
   w.u64(m.data_sectors);
   w.u64(m.first_seq);
+  w.u32(m.in_sync_from_start ? 1 : 0);
   w.str(m.node);
   return std::move(w.buffer());
 }
@@ -44,6 +45,9 @@ Hello decode_hello(std::span<const std::byte> in) {
   m.generation = r.u64();
   m.data_sectors = r.u64();
   m.first_seq = r.u64();
+  uint32_t flags = r.u32();
+  if (flags > 1) throw ProtocolError("HELLO with unknown flags " + std::to_string(flags));
+  m.in_sync_from_start = flags & 1;
   m.node = r.str();
   r.expect_end();
   return m;
@@ -54,6 +58,11 @@ std::vector<std::byte> encode(const Welcome& m) {
   put_uuid(w, m.uuid);
   w.u64(m.generation);
   w.u64(m.durable_seq);
+  w.u32(m.resync_mode);
+  w.u32(m.resync_regions);
+  w.u32(m.resync_reason);
+  w.u64(m.resync_take_seq);
+  w.u64(m.resync_cursor);
   w.str(m.node);
   return std::move(w.buffer());
 }
@@ -64,6 +73,12 @@ Welcome decode_welcome(std::span<const std::byte> in) {
   m.uuid = get_uuid(r);
   m.generation = r.u64();
   m.durable_seq = r.u64();
+  m.resync_mode = r.u32();
+  m.resync_regions = r.u32();
+  m.resync_reason = r.u32();
+  m.resync_take_seq = r.u64();
+  m.resync_cursor = r.u64();
+  if (m.resync_mode > 3 || m.resync_regions > 2) throw ProtocolError("WELCOME with an unknown resync");
   m.node = r.str();
   r.expect_end();
   return m;

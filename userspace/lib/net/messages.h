@@ -19,6 +19,10 @@ struct Hello {
   uint64_t generation = 0;
   uint64_t data_sectors = 0;
   uint64_t first_seq = 0;  // the oldest record the primary can still send
+  // A replica new to this volume may be taken as equal to it: the log was
+  // formatted as in sync and has released nothing yet. Otherwise a new
+  // replica starts with a whole-device checksum resync.
+  bool in_sync_from_start = false;
   std::string node;
 };
 
@@ -26,6 +30,9 @@ struct Welcome {
   Uuid uuid{};
   uint64_t generation = 0;
   uint64_t durable_seq = 0;  // the last record the replica holds durably (0: none)
+  // A resync the replica is in the middle of (mode 0: none); the primary resumes it.
+  uint32_t resync_mode = 0, resync_regions = 0, resync_reason = 0;
+  uint64_t resync_take_seq = 0, resync_cursor = 0;
   std::string node;
 };
 

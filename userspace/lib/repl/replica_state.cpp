@@ -33,6 +33,12 @@ std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
     s.generation = j.at("generation");
     s.data_sectors = j.at("data_sectors");
     s.durable_seq = j.at("durable_seq");
+    s.consistent_seq = j.value("consistent_seq", uint64_t{0});
+    if (j.contains("resync")) {
+      const auto& r = j["resync"];
+      s.resync = ResyncCheckpoint{r.at("mode"), r.at("regions"), r.at("reason"), r.at("take_seq"), r.at("cursor"),
+                                  r.value("started_ns", uint64_t{0})};
+    }
     return s;
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": damaged replica state (" + e.what() + ")");
@@ -43,7 +49,11 @@ void ReplicaState::save(const std::string& path) const {
   nlohmann::json j{{"uuid", uuid_string(uuid)},
                    {"generation", generation},
                    {"data_sectors", data_sectors},
-                   {"durable_seq", durable_seq}};
+                   {"durable_seq", durable_seq},
+                   {"consistent_seq", consistent_seq}};
+  if (resync)
+    j["resync"] = {{"mode", resync->mode},         {"regions", resync->regions}, {"reason", resync->reason},
+                   {"take_seq", resync->take_seq}, {"cursor", resync->cursor},   {"started_ns", resync->started_ns}};
   std::string text = j.dump(2) + "\n";
   std::string tmp = path + ".tmp";
   {

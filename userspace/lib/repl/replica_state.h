@@ -11,11 +11,28 @@
 
 namespace hrl {
 
+// A resync in progress: what it compares and how far it got. Every chunk
+// before `cursor` is done and durable on the replica.
+struct ResyncCheckpoint {
+  uint32_t mode = 0;     // proto::ResyncMode
+  uint32_t regions = 0;  // proto::ResyncRegions
+  uint32_t reason = 0;   // HRL_REASON_*
+  uint64_t take_seq = 0;
+  uint64_t cursor = 0;
+  uint64_t started_ns = 0;
+  bool operator==(const ResyncCheckpoint&) const = default;
+};
+
 struct ReplicaState {
   std::array<uint8_t, 16> uuid{};
   uint64_t generation = 0;
   uint64_t data_sectors = 0;
   uint64_t durable_seq = 0;  // every record up to it is applied and durable
+  // While a resync runs the replica mixes old and new blocks; after it, it is
+  // crash-consistent again once records up to consistent_seq are applied.
+  std::optional<ResyncCheckpoint> resync;
+  uint64_t consistent_seq = 0;
+  bool consistent() const { return !resync && durable_seq >= consistent_seq; }
 
   // Empty when the file does not exist (a replica that follows no volume yet).
   static std::optional<ReplicaState> load(const std::string& path);

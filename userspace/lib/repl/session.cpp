@@ -1,21 +1,25 @@
 #include "repl/session.h"
 
+#include <cstdio>
 #include <deque>
+#include <sstream>
+#include <thread>
 
+#include "dm/dm_control.h"
 #include "io/file.h"
+#include "log/dirty_bitmap.h"
 #include "log/log_reader.h"
 #include "log/record_applier.h"
 #include "log/superblock.h"
-#include "dm/dm_control.h"
 #include "repl/replica_state.h"
 #include "repl/token_bucket.h"
-
-#include <thread>
 
 namespace hrl {
 
 using namespace std::chrono_literals;
 using proto::FrameType;
+using proto::ResyncMode;
+using proto::ResyncRegions;
 
 namespace {
 
@@ -27,119 +31,360 @@ namespace {
   throw SessionError(std::string(proto::refuse_code_name(code)) + ": " + msg, code == proto::RefuseCode::Busy);
 }
 
-}  // namespace
+[[noreturn]] void refused(const TlsStream::Frame& f) {
+  auto r = proto::decode_refuse(f.payload);
+  throw SessionError("the secondary refused: " + std::string(proto::refuse_code_name(r.code)) + ": " + r.message,
+                     r.code == proto::RefuseCode::Busy);
+}
+
+// The fields of a dm-hrl status line that decide a resync (docs/dm-hrl.md).
+struct TargetStatus {
+  std::string mode;
+  uint64_t head = 0, dirty = 0, take_seq = 0;
+  std::string flags;
+  bool resync_pending() const { return flags.find("resync-pending") != std::string::npos; }
+  // Blocks only a resync can bring to the replica.
+  bool needs_take() const { return mode != "journal" || dirty > 0 || resync_pending(); }
+};
+
+TargetStatus target_status(const std::string& device) {
+  std::istringstream in(dm_status(device));
+  TargetStatus t;
+  uint64_t tail, used, ring, resync;
+  std::string reason;
+  if (!(in >> t.mode >> t.head >> tail >> used >> ring >> t.dirty >> resync >> t.take_seq >> reason >> t.flags))
+    throw std::runtime_error(device + ": unexpected dm-hrl status");
+  return t;
+}
 
 // ---- primary ---------------------------------------------------------------
 
-void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop,
-                         SessionStats& stats) {
-  // The shipper is bound by compression (a few hundred MB/s), not by reads:
-  // a 16 MiB window keeps the daemon small (the RSS aim is 64 MiB).
-  LogReaderOptions ro;
-  ro.backend = opt.backend;
-  ro.queue_depth = 8;
-  ro.window_chunks = 16;
-  LogReader reader(opt.log_path, ro);
-  File log = File::open(opt.log_path, opt.dm_device.empty() ? O_RDWR : O_RDONLY);
-  const Superblock sb = reader.superblock();
-  // Releases the log up to (not including) next: the records before it are durable.
-  auto release = [&](LogPosition next) {
-    if (opt.dm_device.empty())
-      acknowledge_log(log, next.seq, next.ring_pos);
-    else
-      dm_message(opt.dm_device, "ack " + std::to_string(next.seq - 1));
+class PrimarySession {
+ public:
+  PrimarySession(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop, SessionStats& stats)
+      : peer_(peer), opt_(opt), stop_(stop), stats_(stats), reader_(opt.log_path, reader_options(opt)),
+        log_(File::open(opt.log_path, opt.dm_device.empty() ? O_RDWR : O_RDONLY)), sb_(reader_.superblock()),
+        batch_(sb_.csum_seed()), bandwidth_(opt.bandwidth) {}
+
+  void run();
+
+ private:
+  struct Shipped {
+    uint64_t last_seq;
+    LogPosition next;   // where the log's tail goes once it is durable
+    uint64_t first_ns;  // timestamp of its oldest record
+  };
+  struct LogScan {
+    uint64_t last_seq = 0;
+    std::vector<ByteRange> written;
   };
 
-  peer.send(FrameType::Hello,
-            proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, sb.tail_seq, opt.node}));
-  auto f = peer.receive();
-  if (f.header.type == FrameType::Refuse) {
-    auto r = proto::decode_refuse(f.payload);
-    throw SessionError("the secondary refused: " + std::string(proto::refuse_code_name(r.code)) + ": " + r.message,
-                       r.code == proto::RefuseCode::Busy);
+  static LogReaderOptions reader_options(const PrimaryOptions& opt) {
+    // The shipper is bound by compression (a few hundred MB/s), not by reads:
+    // a 16 MiB window keeps the daemon small (the RSS aim is 64 MiB).
+    LogReaderOptions ro;
+    ro.backend = opt.backend;
+    ro.queue_depth = 8;
+    ro.window_chunks = 16;
+    return ro;
   }
+  bool dm() const { return !opt_.dm_device.empty(); }
+  void handshake();
+  void release(LogPosition next);
+  void on_frame(const TlsStream::Frame& f);
+  bool ship_batch(uint64_t limit);
+  void idle();
+  bool ship_until(uint64_t seq);
+  uint64_t take_bitmap();
+  bool run_pass(ResyncMode mode, uint32_t reason, uint64_t take_seq, uint64_t cursor, ResyncRegions regions,
+                bool waits_for_window);
+  LogScan scan_log_from(LogPosition from);
+  void operator_request();
+  bool window_open() const { return !opt_.resync_window || opt_.resync_window(); }
+
+  TlsStream& peer_;
+  const PrimaryOptions& opt_;
+  const std::atomic<bool>& stop_;
+  SessionStats& stats_;
+  LogReader reader_;
+  File log_;
+  Superblock sb_;
+  proto::Welcome welcome_;
+  std::deque<Shipped> inflight_;
+  proto::BatchBuilder batch_;
+  uint64_t first_ns_ = 0;
+  TokenBucket bandwidth_;
+};
+
+// Releases the log up to (not including) next: the records before it are durable.
+void PrimarySession::release(LogPosition next) {
+  if (dm())
+    dm_message(opt_.dm_device, "ack " + std::to_string(next.seq - 1));
+  else
+    acknowledge_log(log_, next.seq, next.ring_pos);
+}
+
+void PrimarySession::handshake() {
+  // A new replica may be taken as equal only to a log formatted as in sync
+  // that has released nothing since.
+  bool in_sync = sb_.tail_seq == 1 && !sb_.has(HRL_SB_RESYNC_REQUIRED) && !sb_.has(HRL_SB_BITMAP_MODE) &&
+                 !sb_.has(HRL_SB_RESYNC_PENDING) && sb_.dirty_bits == 0;
+  peer_.send(FrameType::Hello, proto::encode(proto::Hello{sb_.uuid, sb_.generation, sb_.data_sectors, sb_.tail_seq,
+                                                          in_sync, opt_.node}));
+  auto f = peer_.receive();
+  if (f.header.type == FrameType::Refuse) refused(f);
   if (f.header.type != FrameType::Welcome)
     throw SessionError(std::string("expected WELCOME, got ") + proto::frame_type_name(f.header.type), true);
-  auto welcome = proto::decode_welcome(f.payload);
-  if (welcome.uuid != sb.uuid || welcome.generation != sb.generation)
+  welcome_ = proto::decode_welcome(f.payload);
+  if (welcome_.uuid != sb_.uuid || welcome_.generation != sb_.generation)
     throw SessionError("the secondary answered for another volume or lineage", false);
-  const uint64_t durable = welcome.durable_seq;
-  stats.durable_seq = durable;
+  const uint64_t durable = welcome_.durable_seq;
+  stats_.durable_seq = durable;
 
   // Skip what the secondary already holds; acknowledge it if the log has not.
   LogRecord rec;
   ReadResult r;
-  while (reader.position().seq <= durable) {
-    r = reader.next(rec);
+  while (reader_.position().seq <= durable) {
+    r = reader_.next(rec);
     if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
     if (r.status == ReadStatus::End)
       throw SessionError("the secondary holds records up to seq " + std::to_string(durable) +
                              " but this log ends at seq " + std::to_string(r.at.seq - 1) + ": a resync is required",
                          false);
   }
-  if (durable >= sb.tail_seq) release(reader.position());
+  if (durable >= sb_.tail_seq) release(reader_.position());
+}
 
-  struct Shipped {
-    uint64_t last_seq;
-    LogPosition next;  // where the log's tail goes once it is durable
-    uint64_t first_ns;  // timestamp of its oldest record
+void PrimarySession::on_frame(const TlsStream::Frame& f) {
+  if (f.header.type == FrameType::Refuse) refused(f);
+  if (f.header.type != FrameType::Durable)
+    throw SessionError(std::string("unexpected ") + proto::frame_type_name(f.header.type) + " frame", true);
+  uint64_t seq = proto::decode_durable(f.payload).seq;
+  std::optional<Shipped> done;
+  while (!inflight_.empty() && inflight_.front().last_seq <= seq) {
+    done = inflight_.front();
+    inflight_.pop_front();
+  }
+  if (!done || done->last_seq != seq)
+    throw SessionError("DURABLE " + std::to_string(seq) + " does not end a batch in flight", true);
+  release(done->next);  // only now may the ring space go
+  stats_.durable_seq = seq;
+  stats_.pending_since_ns = inflight_.empty() ? 0 : inflight_.front().first_ns;
+}
+
+// Ships one batch of the records before `limit`; false when there were none.
+bool PrimarySession::ship_batch(uint64_t limit) {
+  LogRecord rec;
+  ReadResult r;
+  while (batch_.bytes() < opt_.batch_bytes && reader_.position().seq < limit &&
+         (r = reader_.next(rec)).status == ReadStatus::Record) {
+    if (!batch_.count()) first_ns_ = rec.header.timestamp_ns;
+    batch_.add(rec.header, rec.payload);
+  }
+  if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
+  if (!batch_.count()) return false;
+  while (inflight_.size() >= opt_.window) on_frame(peer_.receive());
+  Shipped s{batch_.last_seq(), reader_.position(), first_ns_};
+  if (inflight_.empty()) stats_.pending_since_ns = first_ns_;
+  uint64_t raw = batch_.bytes();
+  auto frame = proto::make_frame(FrameType::Records, batch_.take(), opt_.zstd_level);
+  for (auto wait = bandwidth_.take(frame.size()); wait.count() > 0 && !stop_;) {  // the volume's limit
+    auto step = std::min<std::chrono::nanoseconds>(wait, 50ms);
+    std::this_thread::sleep_for(step);
+    wait -= step;
+  }
+  peer_.send_frame(frame);
+  stats_.raw_bytes += raw;
+  stats_.wire_bytes += frame.size();
+  inflight_.push_back(s);
+  return true;
+}
+
+// Nothing new: take acknowledgements, and look for records with one small read.
+void PrimarySession::idle() {
+  while (!stop_ && peer_.readable(inflight_.empty() ? 50ms : 0ms)) on_frame(peer_.receive());
+  for (auto until = std::chrono::steady_clock::now() + 250ms; !stop_ && std::chrono::steady_clock::now() < until;)
+    if (reader_.peek() || peer_.readable(20ms)) return;
+}
+
+// Ships every record before seq and waits until the secondary holds them durably.
+bool PrimarySession::ship_until(uint64_t seq) {
+  while (!stop_ && reader_.position().seq < seq)
+    if (!ship_batch(seq)) idle();
+  while (!stop_ && !inflight_.empty()) on_frame(peer_.receive());
+  return !stop_;
+}
+
+// Hands the target's bitmap to a resync; the pass starts at the answer.
+uint64_t PrimarySession::take_bitmap() {
+  std::string answer = dm_message(opt_.dm_device, "take_bitmap");
+  try {
+    return std::stoull(answer);
+  } catch (const std::exception&) {
+    throw std::runtime_error(opt_.dm_device + ": take_bitmap answered \"" + answer + "\"");
+  }
+}
+
+// The records from `from` on: the last sequence number, and the ranges they write.
+PrimarySession::LogScan PrimarySession::scan_log_from(LogPosition from) {
+  LogReaderOptions ro = reader_options(opt_);
+  LogReader scan(opt_.log_path, ro);
+  scan.seek(from);
+  LogScan out;
+  out.last_seq = from.seq - 1;
+  LogRecord rec;
+  for (ReadResult r; (r = scan.next(rec)).status == ReadStatus::Record;) {
+    out.last_seq = rec.header.seq;
+    if (rec.header.type == HRL_REC_WRITE || rec.header.type == HRL_REC_DISCARD)
+      out.written.push_back({rec.header.sector * HRL_SECTOR_SIZE, uint64_t{rec.header.nr_sectors} * HRL_SECTOR_SIZE});
+  }
+  return out;
+}
+
+// One resync pass at take_seq; false when the session stops first.
+bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_seq, uint64_t cursor,
+                              ResyncRegions regions, bool waits_for_window) {
+  const uint64_t data_bytes = sb_.data_sectors * HRL_SECTOR_SIZE;
+  ChunkPlan plan = ChunkPlan::device(data_bytes);
+  if (regions == ResyncRegions::Bitmap) {
+    // The target wrote the taken bitmap to the log before answering take_bitmap.
+    Superblock now = read_superblock(log_);
+    DirtyBitmap bits(now.data_sectors, now.bitmap_block);
+    if (now.has(HRL_SB_RESYNC_PENDING) && now.resync_take_seq == take_seq &&
+        load_bitmap_area(log_, now.resync_offset, now.bitmap_bytes, now.resync_csum, now.csum_seed(), bits))
+      plan = ChunkPlan::bitmap(data_bytes, bits);
+    else
+      regions = ResyncRegions::Device;  // the bitmap is not there: compare everything, which covers it
+  }
+  File data = File::open_direct(opt_.data_path, O_RDONLY);
+  if (data.size() < data_bytes)
+    throw SessionError(opt_.data_path + " is smaller than the volume", false);
+  PrimaryPass pass;
+  pass.begin = {mode, regions, reason, take_seq, cursor, plan.count_from(cursor)};
+  pass.plan = std::move(plan);
+  pass.data = &data;
+  pass.data_bytes = data_bytes;
+  pass.backend = opt_.backend;
+  pass.zstd_level = opt_.zstd_level;
+  pass.bandwidth = opt_.resync_bandwidth;
+  if (waits_for_window) pass.may_run = [this] { return window_open(); };
+  const LogPosition from = reader_.position();
+  pass.consistent_seq = [&] {
+    // Every write the pass may have read was sequenced before this moment.
+    if (dm()) return target_status(opt_.dm_device).head - 1;
+    return scan_log_from(from).last_seq;
   };
-  std::deque<Shipped> inflight;
-  proto::BatchBuilder batch(sb.csum_seed());
-  uint64_t first_ns = 0;
-  TokenBucket bandwidth(opt.bandwidth);
-
-  auto on_frame = [&](const TlsStream::Frame& fr) {
-    if (fr.header.type == FrameType::Refuse) {
-      auto rf = proto::decode_refuse(fr.payload);
-      throw SessionError("the secondary refused: " + std::string(proto::refuse_code_name(rf.code)) + ": " +
-                             rf.message,
-                         rf.code == proto::RefuseCode::Busy);
-    }
-    if (fr.header.type != FrameType::Durable)
-      throw SessionError(std::string("unexpected ") + proto::frame_type_name(fr.header.type) + " frame", true);
-    uint64_t seq = proto::decode_durable(fr.payload).seq;
-    std::optional<Shipped> done;
-    while (!inflight.empty() && inflight.front().last_seq <= seq) {
-      done = inflight.front();
-      inflight.pop_front();
-    }
-    if (!done || done->last_seq != seq)
-      throw SessionError("DURABLE " + std::to_string(seq) + " does not end a batch in flight", true);
-    release(done->next);  // only now may the ring space go
-    stats.durable_seq = seq;
-    stats.pending_since_ns = inflight.empty() ? 0 : inflight.front().first_ns;
+  auto say = [&](const std::string& line) {
+    if (opt_.log) opt_.log(line);
   };
+  char line[256];
+  snprintf(line, sizeof line, "%s %s (%s) at seq %llu: %llu MiB to compare%s", cursor ? "resuming" : "starting",
+           proto::resync_mode_name(mode), reason_name(reason), static_cast<unsigned long long>(take_seq),
+           static_cast<unsigned long long>(pass.plan.bytes_from(cursor) >> 20),
+           cursor ? (" from chunk " + std::to_string(cursor) + ", its checkpoint").c_str() : "");
+  say(line);
+  auto t0 = std::chrono::steady_clock::now();
+  PassResult result = run_resync_primary(peer_, pass, stop_, stats_.resync);
+  if (!result.completed) {
+    say(std::string(proto::resync_mode_name(mode)) + " stopped; the secondary's checkpoint keeps its progress");
+    return false;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  snprintf(line, sizeof line, "%s done in %.1f s: compared %llu MiB, %llu KiB differed, %llu KiB on the wire",
+           proto::resync_mode_name(mode), secs, static_cast<unsigned long long>(stats_.resync.done_bytes >> 20),
+           static_cast<unsigned long long>(stats_.resync.differing_bytes >> 10),
+           static_cast<unsigned long long>(stats_.resync.wire_bytes >> 10));
+  say(line);
+  if (mode != ResyncMode::Verify && dm()) {
+    TargetStatus t = target_status(opt_.dm_device);
+    if (t.resync_pending() && t.take_seq == take_seq) dm_message(opt_.dm_device, "end_resync");
+  }
+  if (mode == ResyncMode::Verify && opt_.control) {
+    // Blocks written since the verify began differ because the replica has
+    // not had them yet: they are reported apart, not as divergence.
+    LogScan scan = scan_log_from(from);
+    std::vector<ByteRange> diverged;
+    uint64_t written = 0;
+    for (const ByteRange& r : result.differing) {
+      bool touched = false;
+      for (const ByteRange& w : scan.written) touched |= w.offset < r.offset + r.length && r.offset < w.offset + w.length;
+      if (touched)
+        written += r.length;
+      else
+        diverged.push_back(r);
+    }
+    std::lock_guard lock(opt_.control->mu);
+    opt_.control->verify_ranges = std::move(diverged);
+    opt_.control->verify_written_bytes = written;
+  }
+  return true;
+}
 
-  while (!stop) {
-    r = ReadResult{};
-    while (batch.bytes() < opt.batch_bytes && (r = reader.next(rec)).status == ReadStatus::Record) {
-      if (!batch.count()) first_ns = rec.header.timestamp_ns;
-      batch.add(rec.header, rec.payload);
-    }
-    if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
-    if (batch.count()) {
-      while (inflight.size() >= opt.window) on_frame(peer.receive());
-      Shipped s{batch.last_seq(), reader.position(), first_ns};
-      if (inflight.empty()) stats.pending_since_ns = first_ns;
-      uint64_t raw = batch.bytes();
-      auto frame = proto::make_frame(FrameType::Records, batch.take(), opt.zstd_level);
-      for (auto wait = bandwidth.take(frame.size()); wait.count() > 0 && !stop;) {  // the volume's limit
-        auto step = std::min<std::chrono::nanoseconds>(wait, 50ms);
-        std::this_thread::sleep_for(step);
-        wait -= step;
-      }
-      peer.send_frame(frame);
-      stats.raw_bytes += raw;
-      stats.wire_bytes += frame.size();
-      inflight.push_back(s);
-      continue;
-    }
-    // Nothing new: take acknowledgements, and look for records with one small read.
-    while (!stop && peer.readable(inflight.empty() ? 50ms : 0ms)) on_frame(peer.receive());
-    while (!stop && !reader.peek() && !peer.readable(20ms)) {
+void PrimarySession::operator_request() {
+  uint64_t id = opt_.control->request_id;
+  auto mode = static_cast<ResyncMode>(opt_.control->requested.exchange(0));
+  std::string outcome = "completed";
+  try {
+    if (ship_until(reader_.position().seq) &&
+        !run_pass(mode, HRL_REASON_OPERATOR, reader_.position().seq, 0, ResyncRegions::Device, false))
+      outcome = "interrupted: the session stopped; a resync resumes from its checkpoint";
+  } catch (const std::exception& e) {
+    outcome = std::string("failed: ") + e.what();
+    std::lock_guard lock(opt_.control->mu);
+    opt_.control->finished_id = id;
+    opt_.control->outcome = outcome;
+    throw;
+  }
+  std::lock_guard lock(opt_.control->mu);
+  opt_.control->finished_id = id;
+  opt_.control->outcome = outcome;
+}
+
+void PrimarySession::run() {
+  handshake();
+  if (welcome_.resync_mode) {
+    auto mode = static_cast<ResyncMode>(welcome_.resync_mode);
+    auto regions = static_cast<ResyncRegions>(welcome_.resync_regions);
+    if (welcome_.resync_take_seq) {
+      // The secondary is in the middle of a pass: resume it where its checkpoint says.
+      if (welcome_.resync_take_seq != welcome_.durable_seq + 1)
+        throw SessionError("the secondary's resync starts at seq " + std::to_string(welcome_.resync_take_seq) +
+                               " but it holds records up to " + std::to_string(welcome_.durable_seq),
+                           false);
+      if (!run_pass(mode, welcome_.resync_reason, welcome_.resync_take_seq, welcome_.resync_cursor, regions, false))
+        return;
+    } else {
+      // A new replica: the whole device, after the target's bitmap if it keeps one.
+      uint64_t take = dm() && target_status(opt_.dm_device).needs_take() ? take_bitmap() : reader_.position().seq;
+      if (!ship_until(take) || !run_pass(mode, welcome_.resync_reason, take, 0, ResyncRegions::Device, false)) return;
     }
   }
+  auto next_check = std::chrono::steady_clock::now();
+  while (!stop_) {
+    if (opt_.control && opt_.control->requested) {
+      operator_request();
+      continue;
+    }
+    if (dm() && std::chrono::steady_clock::now() >= next_check) {
+      next_check = std::chrono::steady_clock::now() + 500ms;
+      TargetStatus t = target_status(opt_.dm_device);
+      if (t.needs_take() && window_open()) {
+        uint64_t take = take_bitmap();
+        if (!ship_until(take) || !run_pass(ResyncMode::Checksum, t.mode == "journal" ? HRL_REASON_RING_OVERFLOW : 0,
+                                           take, 0, ResyncRegions::Bitmap, true))
+          return;
+        continue;
+      }
+    }
+    if (!ship_batch(UINT64_MAX)) idle();
+  }
+}
+
+}  // namespace
+
+void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop,
+                         SessionStats& stats) {
+  PrimarySession(peer, opt, stop, stats).run();
 }
 
 // ---- secondary -------------------------------------------------------------
@@ -167,17 +412,32 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     refuse(peer, proto::RefuseCode::Size,
            opt.replica_path + " is " + std::to_string(replica.size()) + " bytes, the volume " +
                std::to_string(hello.data_sectors * HRL_SECTOR_SIZE));
-  if (!state) {  // a new pair: the replica starts where the primary's log starts
-    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1};
+  if (!state) {
+    // A new pair: the replica starts where the primary's log starts and,
+    // unless the log says both sides began equal, needs a whole-device
+    // resync (take_seq 0: not started; the primary chooses where it starts).
+    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, std::nullopt, 0};
+    if (!hello.in_sync_from_start)
+      state->resync = ResyncCheckpoint{static_cast<uint32_t>(ResyncMode::Checksum),
+                                       static_cast<uint32_t>(ResyncRegions::Device), HRL_REASON_NEW_VOLUME, 0, 0,
+                                       now_realtime_ns()};
     state->save(opt.state_path);
   }
   if (hello.first_seq > state->durable_seq + 1)
     refuse(peer, proto::RefuseCode::Gap,
            "the replica holds records up to seq " + std::to_string(state->durable_seq) +
                "; the primary's log starts at seq " + std::to_string(hello.first_seq) + ": a resync is required");
-  peer.send(FrameType::Welcome,
-            proto::encode(proto::Welcome{state->uuid, state->generation, state->durable_seq, opt.node}));
+  proto::Welcome welcome{state->uuid, state->generation, state->durable_seq, 0, 0, 0, 0, 0, opt.node};
+  if (state->resync) {
+    welcome.resync_mode = state->resync->mode;
+    welcome.resync_regions = state->resync->regions;
+    welcome.resync_reason = state->resync->reason;
+    welcome.resync_take_seq = state->resync->take_seq;
+    welcome.resync_cursor = state->resync->cursor;
+  }
+  peer.send(FrameType::Welcome, proto::encode(welcome));
   stats.durable_seq = state->durable_seq;
+  stats.inconsistent = !state->consistent();
 
   const uint64_t seed = hrl_csum_seed(state->uuid.data());
   auto io = make_io_backend(opt.backend, 32);
@@ -188,8 +448,40 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     } catch (const PeerClosed&) {
       return;  // the primary stopped: a normal end of the session
     }
+    if (f.header.type == FrameType::ResyncBegin) {
+      proto::ResyncBegin begin;
+      try {
+        begin = proto::decode_resync_begin(f.payload);
+      } catch (const proto::ProtocolError& e) {
+        refuse(peer, proto::RefuseCode::Internal, e.what());
+      }
+      // Records before take_seq first, the pass next: the replica must hold exactly those.
+      if (begin.take_seq != state->durable_seq + 1)
+        refuse(peer, proto::RefuseCode::Internal,
+               "a resync at seq " + std::to_string(begin.take_seq) + " but the replica holds records up to " +
+                   std::to_string(state->durable_seq));
+      if (begin.mode == ResyncMode::Verify) {
+        if (state->resync && state->resync->take_seq)
+          refuse(peer, proto::RefuseCode::Internal, "a verify while a resync is in progress");
+      } else {
+        if (state->resync && state->resync->take_seq == begin.take_seq && begin.cursor > state->resync->cursor)
+          refuse(peer, proto::RefuseCode::Internal,
+                 "a resync resumed at chunk " + std::to_string(begin.cursor) + " past the checkpoint at " +
+                     std::to_string(state->resync->cursor));
+        uint64_t started = state->resync ? state->resync->started_ns : now_realtime_ns();
+        state->resync = ResyncCheckpoint{static_cast<uint32_t>(begin.mode), static_cast<uint32_t>(begin.regions),
+                                         begin.reason, begin.take_seq, begin.cursor, started};
+        state->save(opt.state_path);
+        stats.inconsistent = true;
+      }
+      run_resync_secondary(peer, begin, replica, *state, opt.state_path, opt.backend, stop, stats.resync);
+      stats.inconsistent = !state->consistent();
+      continue;
+    }
     if (f.header.type != FrameType::Records)
       refuse(peer, proto::RefuseCode::Internal, std::string("unexpected ") + proto::frame_type_name(f.header.type));
+    if (state->resync && state->resync->take_seq)
+      refuse(peer, proto::RefuseCode::Internal, "records while a resync is in progress");
     std::vector<proto::BatchRecord> records;
     try {  // every record is checked before any is applied
       records = proto::decode_batch(f.payload, seed, state->durable_seq + 1);
@@ -203,6 +495,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     state->save(opt.state_path);  // durable before it is acknowledged
     peer.send(FrameType::Durable, proto::encode(proto::Durable{state->durable_seq}));
     stats.durable_seq = state->durable_seq;
+    stats.inconsistent = !state->consistent();
     stats.raw_bytes += f.payload.size();
     stats.wire_bytes += f.header.wire_len + proto::kHeaderSize;
   }

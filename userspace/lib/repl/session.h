@@ -5,11 +5,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "io/io_backend.h"
 #include "net/messages.h"
 #include "net/tls.h"
+#include "repl/resync_session.h"
 
 namespace hrl {
 
@@ -31,6 +35,22 @@ struct SessionStats {
   // CLOCK_REALTIME stamp of the oldest record shipped but not durable yet,
   // 0 when everything read is durable: the RPO is now minus this.
   std::atomic<uint64_t> pending_since_ns{0};
+  // The secondary's replica mixes old and new blocks (a resync runs or has
+  // not caught up): no recovery point may be taken from it.
+  std::atomic<bool> inconsistent{false};
+  ResyncStats resync;
+};
+
+// An operator's resync or verify, handed to the primary's session, and what
+// came of it (hrlctl resync|verify wait for finished_id to reach their id).
+struct ResyncControl {
+  std::atomic<uint32_t> requested{0};  // proto::ResyncMode; 0: none
+  std::atomic<uint64_t> request_id{0};
+  mutable std::mutex mu;                // guards what follows
+  uint64_t finished_id = 0;
+  std::string outcome;                  // "completed" or why not
+  std::vector<ByteRange> verify_ranges; // the last verify's differing ranges
+  uint64_t verify_written_bytes = 0;    // differing, but written during the verify: not divergence
 };
 
 struct PrimaryOptions {
@@ -38,16 +58,30 @@ struct PrimaryOptions {
   // The dm-hrl device whose log this is; empty for a LogWriter's log. With
   // the module, the kernel owns the superblock: acknowledge with "ack <seq>".
   std::string dm_device;
+  // The volume's data as the resync reads it: the dm device's node, or the
+  // data device a LogWriter writes.
+  std::string data_path;
   std::string node;              // this node's name, sent in HELLO
   int zstd_level = 1;
   uint32_t batch_bytes = 4u << 20;
   unsigned window = 4;           // batches in flight before waiting for DURABLE
   uint64_t bandwidth = 0;        // bytes per second on the wire, 0: unlimited
   IoBackendKind backend = IoBackendKind::Auto;
+  uint64_t resync_bandwidth = 0;  // bytes per second of resync traffic, 0: unlimited
+  // Whether an automatic resync may run now (the resync window); operator
+  // requests and a new replica's initial copy do not wait for it.
+  std::function<bool()> resync_window;
+  ResyncControl* control = nullptr;
+  std::function<void(const std::string&)> log;  // a line for the operator's log
 };
 
 // Ships the log from the secondary's durable point on; moves the log's tail
-// (acknowledge_log) only when the secondary says a batch is durable.
+// (acknowledge_log) only when the secondary says a batch is durable. Runs a
+// checksum resync when the secondary needs one (a new replica, a resync to
+// resume), when the dm target tracks blocks in its bitmap (ring overflow,
+// unclean shutdown), and when an operator asks: records before the pass's
+// take_seq are made durable first, the pass runs, records from take_seq on
+// follow.
 void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop,
                          SessionStats& stats);
 

@@ -1,0 +1,35 @@
+// Real hrld processes for the integration tests: started with fork/exec,
+// killed with any signal; and hrlctl run as an operator types it.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <string>
+
+namespace hrl::test {
+
+// hrlctl with these arguments (stderr folded into the output); *status gets its exit status.
+std::string run_hrlctl(const std::string& args, int* status = nullptr);
+std::string slurp(const std::string& path);
+
+class Daemon {
+ public:
+  // hrld --config config, its stderr appended to log_path, HRL_IO_BACKEND=backend;
+  // inside network namespace netns when given; with systemd's notify socket when given.
+  Daemon(std::string config, std::string log_path, std::string backend, std::string netns = {},
+         std::string notify_socket = {});
+  ~Daemon() { stop(SIGKILL); }
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  pid_t pid() const { return pid_; }
+  void start();
+  // Sends sig and reaps: the exit status, or -sig when it died of a signal.
+  int stop(int sig);
+
+ private:
+  std::string config_, log_, backend_, netns_, notify_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace hrl::test

@@ -1,0 +1,12 @@
+// Talking to hrld's control socket: one JSON request, one JSON answer.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace hrl {
+
+nlohmann::json request(const std::string& socket_path, const nlohmann::json& req);
+std::string human_bytes(double bytes);
+
+}  // namespace hrl
