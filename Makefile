@@ -45,6 +45,7 @@ bench: userspace
 	@bench/log-reader.sh $(BUILD)
 	@python3 bench/vm-targets.py $(BUILD)
 	@bench/replication.sh $(BUILD)
+	@bench/resync.sh $(BUILD)
 
 demo: userspace
 	@tools/demo $(BUILD)

@@ -15,6 +15,7 @@
 #include "log/log_writer.h"
 #include "net/frame.h"
 #include "net/messages.h"
+#include "net/resync_messages.h"
 
 using namespace hrl;
 
@@ -57,6 +58,18 @@ static void protocol_seeds(const std::string& dir) {
   auto batch = b.take();
   write_seed(dir + "/records-raw", make_frame(FrameType::Records, batch, 0));
   write_seed(dir + "/records-zstd", make_frame(FrameType::Records, batch, 1));
+  write_seed(dir + "/resync-begin", make_frame(FrameType::ResyncBegin,
+                                               encode(ResyncBegin{ResyncMode::Checksum, ResyncRegions::Device, 6, 9, 0, 4}), 0));
+  write_seed(dir + "/resync-chunks", make_frame(FrameType::ResyncChunks, encode(ResyncChunks{0, {0, 1, 2, 7}}), 0));
+  ResyncHashes roots{0, 0, {{{}, {{1, 2}}}, {{}, {{3, 4}}}}};
+  write_seed(dir + "/resync-roots", make_frame(FrameType::ResyncHashes, encode(roots), 0));
+  ResyncHashes level1{0, 1, {{{true}, {{1, 1}, {2, 2}, {3, 3}, {4, 4}}}, {{false}, {}}}};
+  write_seed(dir + "/resync-level1", make_frame(FrameType::ResyncHashes, encode(level1), 0));
+  ResyncData rd{0, 3, {{4096, 4096, false, {}}, {16384, 8192, true, {}}}};
+  std::vector<std::byte> block(4096, std::byte{0x33});
+  rd.extents[0].bytes = block;
+  write_seed(dir + "/resync-data", make_frame(FrameType::ResyncData, encode(rd), 1));
+  write_seed(dir + "/resync-end", make_frame(FrameType::ResyncEnd, encode(ResyncEnd{42}), 0));
 }
 
 int main(int argc, char** argv) {

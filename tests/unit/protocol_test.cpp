@@ -7,6 +7,7 @@
 #include "log/log_writer.h"
 #include "net/frame.h"
 #include "net/messages.h"
+#include "net/resync_messages.h"
 #include "test_support.h"
 
 namespace hrl::proto {
@@ -133,6 +134,50 @@ TEST_F(Batch, ADamagedOrMisplacedBatchIsRefusedWhole) {
   EXPECT_NE(error_of([&] { decode_batch(payload, seed, 2); }).find("where 2 was due"), std::string::npos);
   EXPECT_NE(error_of([&] { decode_batch(payload, seed + 1, 1); }).find("header checksum"), std::string::npos);
   EXPECT_NE(error_of([&] { decode_batch(std::span(payload).first(payload.size() - 1), seed, 1); }), "no error");
+}
+
+TEST(ResyncMessages, RoundTripAndKeepTheirShape) {
+  ResyncChunks c{3, {4, 5, 6, 9, 10}};
+  auto cc = decode_resync_chunks(encode(c));
+  EXPECT_EQ(cc.batch, 3u);
+  EXPECT_EQ(cc.chunks, c.chunks);
+  EXPECT_EQ(encode(ResyncChunks{0, {0, 1, 2, 3, 4, 5, 6, 7}}).size(), 8u + 4 + 12) << "a run travels as one";
+
+  ResyncHashes h{2, 3, {{{true, false, true}, {}}, {{false}, {}}}};
+  for (int i = 0; i < 8; i++) h.chunks[0].hashes.push_back({uint64_t(i), uint64_t(i) << 32});
+  auto hh = decode_resync_hashes(encode(h));
+  EXPECT_EQ(hh.level, 3u);
+  EXPECT_EQ(hh.chunks[0].differ, h.chunks[0].differ);
+  EXPECT_EQ(hh.chunks[0].hashes, h.chunks[0].hashes);
+  EXPECT_TRUE(hh.chunks[1].hashes.empty());
+
+  std::vector<std::byte> block(8192, std::byte{7});
+  ResyncData d{1, 12, {{0, 8192, false, block}, {1 << 20, 4096, true, {}}}};
+  auto enc = encode(d);
+  auto dd = decode_resync_data(enc);
+  ASSERT_EQ(dd.extents.size(), 2u);
+  EXPECT_TRUE(std::equal(dd.extents[0].bytes.begin(), dd.extents[0].bytes.end(), block.begin()));
+  EXPECT_TRUE(dd.extents[1].zero);
+  EXPECT_EQ(dd.cursor, 12u);
+}
+
+TEST(ResyncMessages, MalformedOnesAreRefused) {
+  ResyncHashes h{0, 1, {{{true}, {{1, 1}, {2, 2}, {3, 3}}}}};  // a flagged node owes four children
+  EXPECT_NE(error_of([&] { decode_resync_hashes(encode(h)); }).find("its flags call for 4"), std::string::npos);
+  h.level = 5;
+  EXPECT_NE(error_of([&] { decode_resync_hashes(encode(h)); }).find("level 5"), std::string::npos);
+  ResyncChunks c{0, {5, 3}};
+  EXPECT_NE(error_of([&] { decode_resync_chunks(encode(c)); }).find("increasing"), std::string::npos);
+  std::vector<std::byte> block(512, std::byte{1});
+  ResyncData d{0, 0, {{100, 512, false, block}}};
+  EXPECT_NE(error_of([&] { decode_resync_data(encode(d)); }).find("not whole sectors"), std::string::npos);
+  ResyncData overlap{0, 0, {{0, 4096, true, {}}, {512, 512, true, {}}}};
+  EXPECT_NE(error_of([&] { decode_resync_data(encode(overlap)); }).find("overlap"), std::string::npos);
+  auto begin = encode(ResyncBegin{ResyncMode::Checksum, ResyncRegions::Device, 0, 0, 0, 1});
+  EXPECT_NE(error_of([&] { decode_resync_begin(begin); }).find("take sequence"), std::string::npos);
+  auto short_enc = encode(ResyncData{0, 0, {{0, 512, false, block}}});
+  short_enc.pop_back();
+  EXPECT_NE(error_of([&] { decode_resync_data(short_enc); }), "no error");
 }
 
 }  // namespace

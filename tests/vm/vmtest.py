@@ -369,6 +369,14 @@ def scenario_replicate(k, build, work, c):
              f"the log was not acknowledged to its head through dm: tail {sb['tail_seq']}, head {sb['head_seq']}")
 
 
+def scenario_resync(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=48, log_mib=16, spare_mib=48)
+    shutil.copy(data, spare)  # equal at the start (--assume-in-sync); the overflow makes them differ
+    if not passed_in_guest(c, k.boot("resync", [data, log, spare], timeout=400)):
+        return
+    c.expect(files_equal(data, spare), "the replica differs from the data device after the resync")
+
+
 SCENARIOS = {
     "replay": scenario_replay,
     "flush_fua": scenario_flush_fua,
@@ -379,6 +387,7 @@ SCENARIOS = {
     "overlap": scenario_overlap,
     "interop": scenario_interop,
     "replicate": scenario_replicate,
+    "resync": scenario_resync,
 }
 
 

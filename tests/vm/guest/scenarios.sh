@@ -242,3 +242,50 @@ scenario_replicate() {
   [ "$(field 3)" = "$((want + 1))" ] || fail "the target's tail did not reach its head" || return 1
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }
+
+# 10. The ring overflows into bitmap mode while the primary's hrld is away;
+#    once it runs, it hands the bitmap to a checksum resync (take_bitmap),
+#    more writes land during the pass, and the target returns to journal mode
+#    with the replica equal to the data device (the host compares vda, vdc).
+scenario_resync() {
+  ip link set lo up
+  mkdir -p /run/hrl /var/lib/hrl
+  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --ring-size 2M --assume-in-sync ||
+    fail "hrlctl volume create" || return 1
+  dmsetup rename hrl-db0 hrl0 || return 1
+  hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
+  hrld --config /etc/hrl/primary.toml 2>/tmp/primary0.log &
+  primary=$!
+  i=0
+  while [ $i -lt 300 ] && ! [ -f /var/lib/hrl/db0.state ]; do usleep 100000; i=$((i + 1)); done
+  kill $primary; wait $primary  # the pair knows each other; the primary's site goes away
+  fio --name=fill --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+      --rw=randwrite --bssplit=4k/60:64k/40 --size=40m --output-format=terse >/tmp/fio1 || fail "fio" || return 1
+  echo "BEFORE: $(status)"
+  [ "$(field 1)" = bitmap ] && [ "$(field 6)" -gt 0 ] || fail "the ring did not overflow into bitmap mode" || return 1
+  hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
+  fio --name=during --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=4 \
+      --rw=randwrite --bs=4k --size=2m --offset=8m --output-format=terse >/tmp/fio2 || fail "fio" || return 1
+  i=0
+  while [ $i -lt 1200 ]; do
+    got=$(sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' /var/lib/hrl/db0.state 2>/dev/null)
+    if [ "$(field 1)" = journal ] && [ "$(field 6)" = 0 ] && [ "$(field 10)" = - ] &&
+       [ "$got" = "$(( $(field 2) - 1 ))" ] && [ "$(field 3)" = "$(field 2)" ] &&
+       ! grep -q '"resync"' /var/lib/hrl/db0.state; then
+      break
+    fi
+    usleep 100000
+    i=$((i + 1))
+  done
+  echo "AFTER: $(status) DURABLE: ${got:-none}"
+  hrlctl --socket /run/hrl/primary.sock status
+  killall hrld
+  wait
+  sed 's/^/hrld: /' /tmp/primary.log /tmp/secondary.log | tail -20
+  grep -q "starting checksum (ring-overflow)" /tmp/primary.log || fail "no resync of the ring overflow" || return 1
+  grep -q "new-volume" /tmp/primary.log && fail "a whole-device resync where the bitmap was enough" && return 1
+  [ "$(field 1)" = journal ] || fail "the target is in $(field 1) mode after the resync" || return 1
+  [ "$(field 6)" = 0 ] && [ "$(field 10)" = - ] || fail "dirty blocks or a pending resync are left" || return 1
+  [ "$got" = "$(( $(field 2) - 1 ))" ] || fail "the secondary holds ${got:-nothing} of $(( $(field 2) - 1 ))" || return 1
+  dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
+}

@@ -41,6 +41,7 @@ namespace {
 struct TargetStatus {
   std::string mode;
   uint64_t head = 0, dirty = 0, take_seq = 0;
+  uint32_t reason = HRL_REASON_NONE;
   std::string flags;
   bool resync_pending() const { return flags.find("resync-pending") != std::string::npos; }
   // Blocks only a resync can bring to the replica.
@@ -54,6 +55,8 @@ TargetStatus target_status(const std::string& device) {
   std::string reason;
   if (!(in >> t.mode >> t.head >> tail >> used >> ring >> t.dirty >> resync >> t.take_seq >> reason >> t.flags))
     throw std::runtime_error(device + ": unexpected dm-hrl status");
+  for (uint32_t r = 0; r <= HRL_REASON_MAX; r++)
+    if (reason == reason_name(r)) t.reason = r;
   return t;
 }
 
@@ -63,7 +66,10 @@ class PrimarySession {
  public:
   PrimarySession(TlsStream& peer, const PrimaryOptions& opt, const std::atomic<bool>& stop, SessionStats& stats)
       : peer_(peer), opt_(opt), stop_(stop), stats_(stats), reader_(opt.log_path, reader_options(opt)),
-        log_(File::open(opt.log_path, opt.dm_device.empty() ? O_RDWR : O_RDONLY)), sb_(reader_.superblock()),
+        // The kernel writes the log's superblock and bitmaps with bios, past the
+        // page cache: read them with O_DIRECT or see what was there before.
+        log_(opt.dm_device.empty() ? File::open(opt.log_path, O_RDWR) : File::open_direct(opt.log_path, O_RDONLY)),
+        sb_(reader_.superblock()),
         batch_(sb_.csum_seed()), bandwidth_(opt.bandwidth) {}
 
   void run();
@@ -370,8 +376,9 @@ void PrimarySession::run() {
       TargetStatus t = target_status(opt_.dm_device);
       if (t.needs_take() && window_open()) {
         uint64_t take = take_bitmap();
-        if (!ship_until(take) || !run_pass(ResyncMode::Checksum, t.mode == "journal" ? HRL_REASON_RING_OVERFLOW : 0,
-                                           take, 0, ResyncRegions::Bitmap, true))
+        // Dirty blocks in journal mode are writes that failed: the status says why anyway.
+        uint32_t reason = t.reason != HRL_REASON_NONE ? t.reason : uint32_t{HRL_REASON_RING_OVERFLOW};
+        if (!ship_until(take) || !run_pass(ResyncMode::Checksum, reason, take, 0, ResyncRegions::Bitmap, true))
           return;
         continue;
       }
