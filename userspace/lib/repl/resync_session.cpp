@@ -390,13 +390,23 @@ class SecondaryPassRunner {
  public:
   SecondaryPassRunner(TlsStream& peer, const proto::ResyncBegin& begin, const File& replica, ReplicaState& state,
                       const std::string& state_path, IoBackendKind backend, ResyncStats& stats)
-      : peer_(peer), begin_(begin), replica_(replica), state_(state), state_path_(state_path), stats_(stats),
-        data_bytes_(state.data_sectors * HRL_SECTOR_SIZE) {
+      : peer_(peer), begin_(begin), state_(state), state_path_(state_path), stats_(stats),
+        data_bytes_(state.data_sectors * HRL_SECTOR_SIZE),
+        // The pass writes scattered blocks: through the page cache, flushed at
+        // each checkpoint, rather than one synchronous O_DIRECT write each.
+        writer_(File::open(replica.path(), O_RDWR)) {
     if (begin.mode != ResyncMode::Copy)
       reader_.emplace(replica, data_bytes_, backend, kQueueDepth, false);
   }
 
   void run(const std::atomic<bool>& stop);
+  // Checkpoints the progress so far, if a pass is recorded; never throws.
+  void keep_progress() noexcept {
+    try {
+      if (begin_.mode != ResyncMode::Verify && state_.resync) checkpoint(state_.resync->cursor);
+    } catch (const std::exception&) {  // the last saved checkpoint stands
+    }
+  }
 
  private:
   void send(FrameType type, std::span<const std::byte> payload) {
@@ -411,14 +421,13 @@ class SecondaryPassRunner {
 
   TlsStream& peer_;
   const proto::ResyncBegin& begin_;
-  const File& replica_;
   ReplicaState& state_;
   const std::string& state_path_;
   ResyncStats& stats_;
   uint64_t data_bytes_;
+  File writer_;
   std::optional<ChunkReader> reader_;
   std::map<uint64_t, SecondaryBatch> batches_;
-  AlignedBuffer bounce_{kBatchChunks * kChunkBytes};  // O_DIRECT wants aligned memory
   std::chrono::steady_clock::time_point last_checkpoint_ = std::chrono::steady_clock::now();
 };
 
@@ -474,14 +483,9 @@ void SecondaryPassRunner::on_data(const proto::ResyncData& m) {
   }
   for (const auto& e : m.extents) {
     if (e.zero) {
-      replica_.zero_range(e.offset, e.length);
+      writer_.zero_range(e.offset, e.length);
     } else {
-      for (uint32_t done = 0; done < e.length;) {
-        uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(bounce_.size(), e.length - done));
-        std::memcpy(bounce_.data(), e.bytes.data() + done, n);
-        replica_.write_at(std::span<const std::byte>(bounce_.data(), n), e.offset + done);
-        done += n;
-      }
+      writer_.write_at(e.bytes, e.offset);
     }
     stats_.written_bytes += e.length;
   }
@@ -494,7 +498,7 @@ void SecondaryPassRunner::on_data(const proto::ResyncData& m) {
 
 // The blocks written so far are durable, then the cursor says so.
 void SecondaryPassRunner::checkpoint(uint64_t cursor) {
-  replica_.datasync();
+  writer_.datasync();
   state_.resync->cursor = cursor;
   state_.save(state_path_);
   last_checkpoint_ = std::chrono::steady_clock::now();
@@ -531,7 +535,7 @@ void SecondaryPassRunner::run(const std::atomic<bool>& stop) {
       case FrameType::ResyncEnd: {
         auto m = proto::decode_resync_end(f.payload);
         if (!batches_.empty()) throw proto::ProtocolError("RESYNC_END with batches in flight");
-        replica_.datasync();
+        writer_.datasync();
         if (begin_.mode != ResyncMode::Verify) {
           state_.resync.reset();
           state_.consistent_seq = std::max(m.consistent_seq, state_.durable_seq);
@@ -565,7 +569,13 @@ void run_resync_secondary(TlsStream& peer, const proto::ResyncBegin& begin, cons
     ~Inactive() { s.active = false; }
   } inactive{stats};
   SecondaryPassRunner runner(peer, begin, replica, state, state_path, backend, stats);
-  runner.run(stop);
+  try {
+    runner.run(stop);
+  } catch (...) {
+    runner.keep_progress();  // the link went: what was written stays counted
+    throw;
+  }
+  runner.keep_progress();  // stopping: likewise (a no-op after RESYNC_END)
 }
 
 }  // namespace hrl
