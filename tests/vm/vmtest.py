@@ -68,7 +68,8 @@ class Kernel:
         os.chmod(f"{stage}/init", 0o755)
         shutil.copy(f"{ROOT}/tests/vm/guest/scenarios.sh", f"{stage}/scenarios.sh")
         binaries = ["/usr/sbin/dmsetup", shutil.which("fio"),
-                    f"{self.build}/userspace/hrld", f"{self.build}/userspace/hrlctl"]
+                    f"{self.build}/userspace/hrld", f"{self.build}/userspace/hrlctl",
+                    f"{self.build}/userspace/hrl-log"]
         for binary in binaries:
             shutil.copy(binary, f"{stage}/sbin/")
             for lib in run(["ldd", binary]).split():
@@ -377,6 +378,14 @@ def scenario_resync(k, build, work, c):
     c.expect(files_equal(data, spare), "the replica differs from the data device after the resync")
 
 
+def scenario_corrupt(k, build, work, c):
+    data, log, spare = make_images(work, data_mib=48, log_mib=16, spare_mib=48)
+    shutil.copy(data, spare)
+    if not passed_in_guest(c, k.boot("corrupt", [data, log, spare], timeout=400)):
+        return
+    c.expect(files_equal(data, spare), "the replica differs from the data device after the corrupt log's resync")
+
+
 SCENARIOS = {
     "replay": scenario_replay,
     "flush_fua": scenario_flush_fua,
@@ -388,6 +397,7 @@ SCENARIOS = {
     "interop": scenario_interop,
     "replicate": scenario_replicate,
     "resync": scenario_resync,
+    "corrupt": scenario_corrupt,
 }
 
 

@@ -37,6 +37,12 @@ namespace {
                      r.code == proto::RefuseCode::Busy);
 }
 
+// A record of the log failed its checks where valid records must be.
+class LogCorrupt : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // The fields of a dm-hrl status line that decide a resync (docs/dm-hrl.md).
 struct TargetStatus {
   std::string mode;
@@ -75,6 +81,7 @@ class PrimarySession {
   void run();
 
  private:
+  void run_protected();
   struct Shipped {
     uint64_t last_seq;
     LogPosition next;   // where the log's tail goes once it is durable
@@ -106,6 +113,8 @@ class PrimarySession {
                 bool waits_for_window);
   LogScan scan_log_from(LogPosition from);
   void operator_request();
+  bool replace_corrupt_log(const std::string& what);
+  void watch_for_damage(const ReadResult& r);
   bool window_open() const { return !opt_.resync_window || opt_.resync_window(); }
 
   TlsStream& peer_;
@@ -120,6 +129,10 @@ class PrimarySession {
   proto::BatchBuilder batch_;
   uint64_t first_ns_ = 0;
   TokenBucket bandwidth_;
+  std::optional<std::string> corrupt_;  // where the log's valid records end
+  bool welcome_handled_ = false;        // the resync WELCOME asked for is done or running
+  uint64_t stuck_seq_ = 0;              // where the reader found the end, and since when
+  std::chrono::steady_clock::time_point stuck_since_, next_stuck_check_;
 };
 
 // Releases the log up to (not including) next: the records before it are durable.
@@ -180,6 +193,7 @@ void PrimarySession::on_frame(const TlsStream::Frame& f) {
 
 // Ships one batch of the records before `limit`; false when there were none.
 bool PrimarySession::ship_batch(uint64_t limit) {
+  if (corrupt_) throw LogCorrupt(*corrupt_);
   LogRecord rec;
   ReadResult r;
   while (batch_.bytes() < opt_.batch_bytes && reader_.position().seq < limit &&
@@ -187,8 +201,15 @@ bool PrimarySession::ship_batch(uint64_t limit) {
     if (!batch_.count()) first_ns_ = rec.header.timestamp_ns;
     batch_.add(rec.header, rec.payload);
   }
-  if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
-  if (!batch_.count()) return false;
+  if (r.status == ReadStatus::Corrupt) {
+    // The valid records before it still go; the damage is dealt with next.
+    corrupt_ = r.describe();
+    if (!batch_.count()) throw LogCorrupt(*corrupt_);
+  }
+  if (!batch_.count()) {
+    if (r.status == ReadStatus::End) watch_for_damage(r);
+    return false;
+  }
   while (inflight_.size() >= opt_.window) on_frame(peer_.receive());
   Shipped s{batch_.last_seq(), reader_.position(), first_ns_};
   if (inflight_.empty()) stats_.pending_since_ns = first_ns_;
@@ -204,6 +225,28 @@ bool PrimarySession::ship_batch(uint64_t limit) {
   stats_.wire_bytes += frame.size();
   inflight_.push_back(s);
   return true;
+}
+
+// The reader stops where the log's valid records end. Past the head the
+// target last persisted, a record that fails its checks reads as the end of
+// the log (a write torn by a crash), so damage there looks like silence.
+// With dm-hrl the status says which records exist: one that stays unreadable
+// for kStuckLimit while the target has written past it is damaged.
+void PrimarySession::watch_for_damage(const ReadResult& r) {
+  if (!dm()) return;
+  constexpr auto kStuckLimit = 5s;
+  auto now = std::chrono::steady_clock::now();
+  uint64_t at = reader_.position().seq;
+  if (at != stuck_seq_) {
+    stuck_seq_ = at;
+    stuck_since_ = next_stuck_check_ = now;
+    return;
+  }
+  if (now - stuck_since_ < kStuckLimit || now < next_stuck_check_) return;
+  next_stuck_check_ = now + 1s;
+  uint64_t head = target_status(opt_.dm_device).head;
+  if (head > at)
+    throw LogCorrupt(r.describe() + ", though the target wrote records up to seq " + std::to_string(head - 1));
 }
 
 // Nothing new: take acknowledgements, and look for records with one small read.
@@ -346,9 +389,46 @@ void PrimarySession::operator_request() {
   opt_.control->outcome = outcome;
 }
 
+// A damaged record cannot be shipped, nor can what follows it be found. With
+// dm-hrl the target can start over: the whole device goes to a resync (all
+// bits taken at take_seq), the records before take_seq are released unread,
+// since the pass supersedes them, and shipping resumes at take_seq. Writes
+// sequenced before take_seq may still be in flight to the data device when
+// the pass reads: it waits a second for them. Without the module the log's
+// writer owns it: the volume goes critical.
+bool PrimarySession::replace_corrupt_log(const std::string& what) {
+  if (!dm()) throw SessionError("the log is corrupt: " + what, false);
+  if (opt_.log) opt_.log("the log is corrupt (" + what + "): the whole device goes to a checksum resync");
+  while (!stop_ && !inflight_.empty()) on_frame(peer_.receive());
+  if (stop_) return false;
+  if (!target_status(opt_.dm_device).resync_pending()) dm_message(opt_.dm_device, "request_resync");
+  const uint64_t take = take_bitmap();
+  dm_message(opt_.dm_device, "ack " + std::to_string(take - 1));
+  Superblock now = read_superblock(log_);
+  if (now.tail_seq != take)
+    throw SessionError("after ack " + std::to_string(take - 1) + " the log's tail is at seq " +
+                           std::to_string(now.tail_seq),
+                       false);
+  reader_.seek({now.tail_seq, now.tail_offset});
+  corrupt_.reset();
+  std::this_thread::sleep_for(1s);
+  return run_pass(ResyncMode::Checksum, HRL_REASON_LOG_CORRUPT, take, 0, ResyncRegions::Device, false);
+}
+
 void PrimarySession::run() {
   handshake();
-  if (welcome_.resync_mode) {
+  for (;;) {
+    try {
+      return run_protected();
+    } catch (const LogCorrupt& e) {
+      if (!replace_corrupt_log(e.what())) return;  // then on from take_seq
+    }
+  }
+}
+
+void PrimarySession::run_protected() {
+  if (welcome_.resync_mode && !welcome_handled_) {
+    welcome_handled_ = true;
     auto mode = static_cast<ResyncMode>(welcome_.resync_mode);
     auto regions = static_cast<ResyncRegions>(welcome_.resync_regions);
     if (welcome_.resync_take_seq) {
@@ -462,8 +542,12 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
       } catch (const proto::ProtocolError& e) {
         refuse(peer, proto::RefuseCode::Internal, e.what());
       }
-      // Records before take_seq first, the pass next: the replica must hold exactly those.
-      if (begin.take_seq != state->durable_seq + 1)
+      // Records before take_seq first, the pass next: the replica must hold
+      // exactly those. Only a whole-device pass over a corrupt log skips
+      // records: it supersedes the ones that cannot be read.
+      bool skips = begin.reason == HRL_REASON_LOG_CORRUPT && begin.regions == ResyncRegions::Device &&
+                   begin.mode != ResyncMode::Verify && begin.cursor == 0 && begin.take_seq > state->durable_seq;
+      if (begin.take_seq != state->durable_seq + 1 && !skips)
         refuse(peer, proto::RefuseCode::Internal,
                "a resync at seq " + std::to_string(begin.take_seq) + " but the replica holds records up to " +
                    std::to_string(state->durable_seq));
@@ -476,6 +560,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
                  "a resync resumed at chunk " + std::to_string(begin.cursor) + " past the checkpoint at " +
                      std::to_string(state->resync->cursor));
         uint64_t started = state->resync ? state->resync->started_ns : now_realtime_ns();
+        state->durable_seq = begin.take_seq - 1;  // the same, or records skipped with the corrupt log
         state->resync = ResyncCheckpoint{static_cast<uint32_t>(begin.mode), static_cast<uint32_t>(begin.regions),
                                          begin.reason, begin.take_seq, begin.cursor, started};
         state->save(opt.state_path);
