@@ -50,6 +50,14 @@ int cmd_status(const std::string& sock, bool as_json) {
            v.value("state", "").c_str(), static_cast<unsigned long long>(v.value("durable_seq", 0ULL)), rpo,
            human_bytes(v.value("bytes_shipped", 0.0)).c_str(), v.value("compression_ratio", 1.0),
            v.value("last_error", "").c_str());
+    const json& r = v.contains("resync") ? v["resync"] : json::object();
+    if (r.value("active", false)) {
+      double total = r.value("total_bytes", 0.0), done = r.value("done_bytes", 0.0);
+      printf("  %s (%s): %.0f%% of %s, %s/s, ETA %.0f s%s\n", r.value("mode", "").c_str(), r.value("reason", "").c_str(),
+             total > 0 ? 100 * done / total : 0.0, human_bytes(total).c_str(),
+             human_bytes(r.value("rate_bytes_per_second", 0.0)).c_str(), r.value("eta_seconds", 0.0),
+             r.value("waiting_for_window", false) ? ", waiting for its window" : "");
+    }
   }
   return 0;
 }

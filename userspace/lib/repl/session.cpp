@@ -333,7 +333,11 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
            cursor ? (" from chunk " + std::to_string(cursor) + ", its checkpoint").c_str() : "");
   say(line);
   auto t0 = std::chrono::steady_clock::now();
+  // Nothing ships while a pass runs: the RPO grows from its start (a verify
+  // leaves the replica as it was, but holds records back all the same).
+  if (!stats_.pending_since_ns) stats_.pending_since_ns = now_realtime_ns();
   PassResult result = run_resync_primary(peer_, pass, stop_, stats_.resync);
+  if (inflight_.empty()) stats_.pending_since_ns = 0;
   if (!result.completed) {
     say(std::string(proto::resync_mode_name(mode)) + " stopped; the secondary's checkpoint keeps its progress");
     return false;

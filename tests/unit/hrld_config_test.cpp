@@ -1,0 +1,63 @@
+// hrld's configuration: the resync settings of a primary volume, and the
+// clear errors a wrong file gets.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "config.h"
+#include "test_support.h"
+
+namespace hrl {
+namespace {
+
+TEST(ResyncWindow, InsideAndOutsideIncludingPastMidnight) {
+  EXPECT_TRUE(in_window("22:00-06:00", 23 * 60));
+  EXPECT_TRUE(in_window("22:00-06:00", 5 * 60 + 59));
+  EXPECT_FALSE(in_window("22:00-06:00", 6 * 60));
+  EXPECT_FALSE(in_window("22:00-06:00", 12 * 60));
+  EXPECT_TRUE(in_window("09:30-17:00", 9 * 60 + 30));
+  EXPECT_FALSE(in_window("09:30-17:00", 17 * 60));
+  EXPECT_TRUE(in_window("00:00-00:00", 123)) << "from a time to itself: the whole day";
+  for (const char* bad : {"22-06", "25:00-06:00", "10:00-11:60", "10:00-11:00x", ""})
+    EXPECT_THROW(in_window(bad, 0), std::runtime_error) << bad;
+}
+
+class HrldConfig : public ::testing::Test {
+ protected:
+  test::TempDir dir;
+  std::string path = dir.file("hrld.toml");
+  void write(const std::string& volume) {
+    std::ofstream(path) << "[node]\nname = \"a\"\ncert = \"a.pem\"\nkey = \"a.key\"\nca = \"ca.pem\"\n"
+                        << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"/dev/x\"\npeer = \"b:1\"\n"
+                        << "peer_name = \"b\"\n"
+                        << volume;
+  }
+  std::string error() {
+    try {
+      load_config(path);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+};
+
+TEST_F(HrldConfig, ResyncSettings) {
+  write("device = \"hrl-db0\"\nresync_bandwidth = \"100M\"\nresync_window = \"22:00-06:00\"\n");
+  Config c = load_config(path);
+  EXPECT_EQ(c.volumes[0].data, "/dev/mapper/hrl-db0") << "the dm device is what a resync reads";
+  EXPECT_EQ(c.volumes[0].resync_bandwidth, 100ull << 20);
+  EXPECT_EQ(c.volumes[0].resync_window, "22:00-06:00");
+  write("data = \"/dev/sdb\"\n");
+  EXPECT_EQ(load_config(path).volumes[0].data, "/dev/sdb");
+}
+
+TEST_F(HrldConfig, WrongResyncSettingsAreRefusedByName) {
+  write("device = \"hrl-db0\"\nresync_window = \"late\"\n");
+  EXPECT_NE(error().find("resync_window: 'late' is not HH:MM-HH:MM"), std::string::npos) << error();
+  write("");
+  EXPECT_NE(error().find("'data' (the volume's data device) is required"), std::string::npos) << error();
+}
+
+}  // namespace
+}  // namespace hrl
