@@ -243,14 +243,13 @@ scenario_replicate() {
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }
 
-# 10. The ring overflows into bitmap mode while the primary's hrld is away;
-#    once it runs, it hands the bitmap to a checksum resync (take_bitmap),
-#    more writes land during the pass, and the target returns to journal mode
-#    with the replica equal to the data device (the host compares vda, vdc).
-scenario_resync() {
+# Helpers of scenarios 10 and 11. A volume db0 (ring $1) seen as hrl0, equal
+# to the replica; the pair meets (the secondary records the volume), then the
+# primary's hrld goes away.
+pair_then_primary_away() {
   ip link set lo up
   mkdir -p /run/hrl /var/lib/hrl
-  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --ring-size 2M --assume-in-sync ||
+  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --ring-size "$1" --assume-in-sync ||
     fail "hrlctl volume create" || return 1
   dmsetup rename hrl-db0 hrl0 || return 1
   hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
@@ -258,14 +257,13 @@ scenario_resync() {
   primary=$!
   i=0
   while [ $i -lt 300 ] && ! [ -f /var/lib/hrl/db0.state ]; do usleep 100000; i=$((i + 1)); done
-  kill $primary; wait $primary  # the pair knows each other; the primary's site goes away
-  fio --name=fill --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
-      --rw=randwrite --bssplit=4k/60:64k/40 --size=40m --output-format=terse >/tmp/fio1 || fail "fio" || return 1
-  echo "BEFORE: $(status)"
-  [ "$(field 1)" = bitmap ] && [ "$(field 6)" -gt 0 ] || fail "the ring did not overflow into bitmap mode" || return 1
-  hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
-  fio --name=during --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=4 \
-      --rw=randwrite --bs=4k --size=2m --offset=8m --output-format=terse >/tmp/fio2 || fail "fio" || return 1
+  kill $primary
+  wait $primary
+}
+
+# Waits for the target in journal mode with nothing dirty or pending and the
+# replica holding every record, past any resync; stops both daemons; checks.
+caught_up_and_stopped() {
   i=0
   while [ $i -lt 1200 ]; do
     got=$(sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' /var/lib/hrl/db0.state 2>/dev/null)
@@ -282,11 +280,27 @@ scenario_resync() {
   killall hrld
   wait
   sed 's/^/hrld: /' /tmp/primary.log /tmp/secondary.log | tail -20
-  grep -q "starting checksum (ring-overflow)" /tmp/primary.log || fail "no resync of the ring overflow" || return 1
-  grep -q "new-volume" /tmp/primary.log && fail "a whole-device resync where the bitmap was enough" && return 1
   [ "$(field 1)" = journal ] || fail "the target is in $(field 1) mode after the resync" || return 1
   [ "$(field 6)" = 0 ] && [ "$(field 10)" = - ] || fail "dirty blocks or a pending resync are left" || return 1
   [ "$got" = "$(( $(field 2) - 1 ))" ] || fail "the secondary holds ${got:-nothing} of $(( $(field 2) - 1 ))" || return 1
+}
+
+# 10. The ring overflows into bitmap mode while the primary's hrld is away;
+#    once it runs, it hands the bitmap to a checksum resync (take_bitmap),
+#    more writes land during the pass, and the target returns to journal mode
+#    with the replica equal to the data device (the host compares vda, vdc).
+scenario_resync() {
+  pair_then_primary_away 2M || return 1
+  fio --name=fill --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+      --rw=randwrite --bssplit=4k/60:64k/40 --size=40m --output-format=terse >/tmp/fio1 || fail "fio" || return 1
+  echo "BEFORE: $(status)"
+  [ "$(field 1)" = bitmap ] && [ "$(field 6)" -gt 0 ] || fail "the ring did not overflow into bitmap mode" || return 1
+  hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
+  fio --name=during --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=4 \
+      --rw=randwrite --bs=4k --size=2m --offset=8m --output-format=terse >/tmp/fio2 || fail "fio" || return 1
+  caught_up_and_stopped || return 1
+  grep -q "starting checksum (ring-overflow)" /tmp/primary.log || fail "no resync of the ring overflow" || return 1
+  grep -q "new-volume" /tmp/primary.log && fail "a whole-device resync where the bitmap was enough" && return 1
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }
 
@@ -295,44 +309,19 @@ scenario_resync() {
 #    to a checksum resync (request_resync, take_bitmap), releases the
 #    unreadable records and goes on from take_seq. The host compares vda, vdc.
 scenario_corrupt() {
-  ip link set lo up
-  mkdir -p /run/hrl /var/lib/hrl
-  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --ring-size 8M --assume-in-sync ||
-    fail "hrlctl volume create" || return 1
-  dmsetup rename hrl-db0 hrl0 || return 1
-  hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
-  hrld --config /etc/hrl/primary.toml 2>/tmp/primary0.log &
-  primary=$!
-  i=0
-  while [ $i -lt 300 ] && ! [ -f /var/lib/hrl/db0.state ]; do usleep 100000; i=$((i + 1)); done
-  kill $primary; wait $primary
+  pair_then_primary_away 8M || return 1
   dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=32 seek=16 oflag=direct conv=fsync 2>/dev/null || return 1
   ring=$(hrl-log dump --json /dev/vdb | sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' | head -1)
   tail=$(hrl-log dump --json /dev/vdb | sed -n 's/.*"tail_offset": \([0-9]*\).*/\1/p' | head -1)
   echo "BEFORE: $(status) RING: $ring TAIL: $tail"
-  # the 10th record of 64 KiB + its header: inside its payload
+  # the 10th record of 64 KiB and its header: inside its payload
   dd if=/dev/urandom of=/dev/vdb bs=512 count=8 seek=$(( (ring + tail) / 512 + 9 * 129 + 40 )) \
      oflag=direct conv=notrunc 2>/dev/null || fail "damage the log" || return 1
   hrl-log verify /dev/vdb  # past the persisted head, damage reads as a torn end
   hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
   dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=64 seek=4000 oflag=direct 2>/dev/null || return 1
-  i=0
-  while [ $i -lt 1200 ]; do
-    got=$(sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' /var/lib/hrl/db0.state 2>/dev/null)
-    if [ "$(field 1)" = journal ] && [ "$(field 10)" = - ] && [ "$got" = "$(( $(field 2) - 1 ))" ] &&
-       ! grep -q '"resync"' /var/lib/hrl/db0.state; then
-      break
-    fi
-    usleep 100000
-    i=$((i + 1))
-  done
-  echo "AFTER: $(status) DURABLE: ${got:-none}"
-  killall hrld
-  wait
-  sed 's/^/hrld: /' /tmp/primary.log /tmp/secondary.log | tail -20
+  caught_up_and_stopped || return 1
   grep -q "the log is corrupt" /tmp/primary.log || fail "the damage went unnoticed" || return 1
   grep -q "starting checksum (log-corrupt)" /tmp/primary.log || fail "no whole-device resync" || return 1
-  [ "$(field 1)" = journal ] && [ "$(field 10)" = - ] || fail "the target is not back in journal mode" || return 1
-  [ "$got" = "$(( $(field 2) - 1 ))" ] || fail "the secondary holds ${got:-nothing} of $(( $(field 2) - 1 ))" || return 1
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }
