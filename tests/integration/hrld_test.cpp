@@ -255,6 +255,10 @@ TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
       << metrics;
   EXPECT_NE(metrics.find("hrl_volume_state{volume=\"db0\",state=\"replicating\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("# TYPE hrl_rpo_seconds gauge"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("hrl_resync_remaining_bytes{volume=\"db0\",role=\"primary\"} 0"), std::string::npos)
+      << metrics;
+  EXPECT_EQ(s["volumes"][0]["consistent"], true);
+  EXPECT_EQ(s["volumes"][0]["resync"]["active"], false);
   std::string table = run_hrlctl("status " + psock);
   EXPECT_NE(table.find("db0"), std::string::npos) << table;
   EXPECT_NE(table.find("replicating"), std::string::npos) << table;

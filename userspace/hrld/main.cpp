@@ -81,6 +81,20 @@ std::string render_metrics(const std::vector<std::unique_ptr<VolumeRuntime>>& vo
     out += std::string("# HELP ") + m.name + " " + m.help + "\n# TYPE " + m.name + " " + m.type + "\n";
     for (auto& s : st) out += m.name + labels(s, "role", s["role"].get<std::string>()) + " " + s[m.key].dump() + "\n";
   }
+  out += "# HELP hrl_resync_remaining_bytes Bytes the running resync pass has still to compare (0: none runs).\n"
+         "# TYPE hrl_resync_remaining_bytes gauge\n";
+  for (auto& s : st) {
+    const auto& r = s["resync"];
+    uint64_t left = r["active"].get<bool>() ? r["total_bytes"].get<uint64_t>() - std::min(r["total_bytes"].get<uint64_t>(),
+                                                                                        r["done_bytes"].get<uint64_t>())
+                                            : 0;
+    out += "hrl_resync_remaining_bytes" + labels(s, "role", s["role"].get<std::string>()) + " " + std::to_string(left) + "\n";
+  }
+  out += "# HELP hrl_replica_consistent 1 when the replica may be recovered from, 0 while a resync leaves it mixed.\n"
+         "# TYPE hrl_replica_consistent gauge\n";
+  for (auto& s : st)
+    if (s.contains("consistent"))
+      out += "hrl_replica_consistent" + labels(s, "role", "secondary") + " " + (s["consistent"].get<bool>() ? "1" : "0") + "\n";
   out += "# HELP hrl_volume_state The volume's state (1 for the current one).\n# TYPE hrl_volume_state gauge\n";
   for (auto& s : st) out += "hrl_volume_state" + labels(s, "state", s["state"].get<std::string>()) + " 1\n";
   return out;
