@@ -43,6 +43,7 @@ static int generate(const std::string& log_path, const std::string& data_path, u
       throw_errno(errno, "ftruncate");
     FormatOptions fo;
     fo.ring_bytes = ring_bytes;
+    fo.assume_in_sync = true;  // data and replica both start zeroed: no initial resync in the benches
     format_log(log, (1ULL << 30) / 512, fo);
   }
   LogWriter w(log_path, data_path);

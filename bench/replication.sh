@@ -14,11 +14,11 @@ bin=$(realpath "$build")
 mkdir -p "$dir"
 log=$dir/journal.log data=$dir/journal.data replica=$dir/replica.img state=$dir/state
 
-if [ ! -f "$log.done" ] || [ "$(cat "$log.done")" != "$size" ]; then
+if [ ! -f "$log.done" ] || [ "$(cat "$log.done")" != "$size in-sync" ]; then
   echo "generating a $((size >> 20)) MiB journal (half text-like, half random) through LogWriter..."
   "$bin/bench/hrl-bench-log-reader" generate-corpus "$log" "$data" "$size"
   dd if="$log" of="$log.superblock" bs=4096 count=2 status=none  # the journal before any run acknowledged it
-  echo "$size" > "$log.done"
+  echo "$size in-sync" > "$log.done"  # formatted as in sync: a new replica needs no initial resync
 fi
 dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none
 read -r ring_offset used last < <("$bin/userspace/hrl-log" verify --json "$log" | python3 -c '
@@ -32,7 +32,7 @@ for n in primary secondary; do "$bin/userspace/hrlctl" cert issue --dir "$dir/ce
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 node() { printf '[node]\nname = "%s"\ncert = "%s/certs/%s.pem"\nkey = "%s/certs/%s.key"\nca = "%s/certs/ca.pem"\ncontrol_socket = "%s/%s.sock"\nmetrics = ""\n' \
   "$1" "$dir" "$1" "$dir" "$1" "$dir" "$dir" "$1"; }
-{ node primary; printf '[[volume]]\nname = "bench"\nrole = "primary"\nlog = "%s"\npeer = "127.0.0.1:%s"\npeer_name = "secondary"\ncompression = 1\n' "$log" "$port"; } > "$dir/primary.toml"
+{ node primary; printf '[[volume]]\nname = "bench"\nrole = "primary"\nlog = "%s"\ndata = "%s"\npeer = "127.0.0.1:%s"\npeer_name = "secondary"\ncompression = 1\n' "$log" "$data" "$port"; } > "$dir/primary.toml"
 { node secondary; printf '[[volume]]\nname = "bench"\nrole = "secondary"\nlisten = "127.0.0.1:%s"\nreplica = "%s"\nstate_dir = "%s"\n' "$port" "$replica" "$state"; } > "$dir/secondary.toml"
 
 durable() { sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' "$state/bench.state" 2>/dev/null || echo 0; }
