@@ -23,5 +23,6 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/hash_tree.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/chunk_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/compare.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/history/undo_journal.cpp
 )
 set(HRL_LIB_INCLUDES ${CMAKE_CURRENT_LIST_DIR}/lib ${CMAKE_CURRENT_LIST_DIR}/../include)

@@ -18,6 +18,7 @@
 #include <random>
 #include <thread>
 
+#include "history/undo_journal.h"
 #include "log/log_writer.h"
 #include "net/certs.h"
 #include "net/tls.h"
@@ -139,6 +140,39 @@ TEST_P(Hrld, ReplicatesAWorkloadByteForByte) {
   EXPECT_NE(plog.find("stopping on Terminated"), std::string::npos) << plog;
 }
 
+// With history on, the secondary keeps before-images of what it applies: a
+// copy of the replica rolled back to an earlier record boundary equals the
+// primary's data as it was then.
+TEST_P(Hrld, TheSecondaryKeepsHistoryToRebuildEarlierImages) {
+  std::ofstream(secondary_conf, std::ios::app) << "history = true\n";
+  Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
+  Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
+  std::mt19937_64 rng(23);
+  std::vector<std::pair<uint64_t, uint64_t>> points;  // (seq, checksum of the data then)
+  uint64_t last = 0;
+  {
+    LogWriter w(log, data);
+    for (int step = 0; step < 5; step++) {
+      last = write_some(w, rng, 60);
+      w.flush();
+      points.push_back({last, test::file_checksum(data)});
+    }
+    w.close();
+  }
+  wait_for(last, 60s);
+  EXPECT_EQ(secondary.stop(SIGTERM), 0);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
+  Superblock sb = read_superblock(File::open(log, O_RDONLY));
+  UndoJournal undo(dir.file("db0.undo"), sb.uuid);
+  EXPECT_EQ(undo.last_seq(), last);
+  for (auto [seq, sum] : points) {
+    std::string img = dir.file("point.img");
+    test::copy_file(replica, img);
+    undo.roll_back(File::open(img, O_RDWR), last, seq);
+    EXPECT_EQ(test::file_checksum(img), sum) << "the image of seq " << seq;
+  }
+}
+
 // A few GiB of mixed writes (4 KiB to 1 MiB, overlaps, discards, flushes)
 // through a 256 MiB ring: the replica equals the primary byte for byte.
 TEST_P(Hrld, ReplicatesGibibytes) {
@@ -151,7 +185,7 @@ TEST_P(Hrld, ReplicatesGibibytes) {
   format_log(File::open(big_log, O_RDWR), (1ull << 30) / 512, fo);
   for (const std::string& conf : {primary_conf, secondary_conf}) {
     std::string text = slurp(conf);
-    for (auto [from, to] : {std::pair{log, big_log}, std::pair{replica, big_replica}})
+    for (auto [from, to] : {std::pair{log, big_log}, std::pair{replica, big_replica}, std::pair{data, big_data}})
       if (auto at = text.find("\"" + from + "\""); at != std::string::npos) text.replace(at + 1, from.size(), to);
     std::ofstream(conf) << text;
   }

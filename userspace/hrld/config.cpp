@@ -99,6 +99,7 @@ Config load_config(const std::string& path) {
       v.listen = need(*t, "listen", where);
       v.replica = need(*t, "replica", where);
       v.state_dir = need(*t, "state_dir", where);
+      v.history = (*t)["history"].value<bool>().value_or(false);
     } else {
       throw std::runtime_error(where + ": role is 'primary' or 'secondary', not '" + role + "'");
     }

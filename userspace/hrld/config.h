@@ -27,6 +27,7 @@ struct VolumeConfig {
   std::string listen;     // host:port
   std::string replica;    // the replica device or image
   std::string state_dir;  // where the replica's state file lives
+  bool history = false;   // keep before-images (<state_dir>/<name>.undo) to rebuild earlier images
 };
 
 struct Config {

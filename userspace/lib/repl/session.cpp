@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "dm/dm_control.h"
+#include "history/undo_journal.h"
 #include "io/file.h"
 #include "log/dirty_bitmap.h"
 #include "log/log_reader.h"
@@ -532,6 +533,8 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
 
   const uint64_t seed = hrl_csum_seed(state->uuid.data());
   auto io = make_io_backend(opt.backend, 32);
+  std::optional<UndoJournal> undo;
+  if (!opt.undo_path.empty()) undo.emplace(opt.undo_path, state->uuid);
   while (!stop) {
     if (!peer.readable(200ms)) continue;
     try {
@@ -570,6 +573,8 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
         state->save(opt.state_path);
         stats.inconsistent = true;
       }
+      // A pass changes the replica without before-images: the history before it cannot be rebuilt.
+      if (undo && begin.mode != ResyncMode::Verify) undo->reset();
       run_resync_secondary(peer, begin, replica, *state, opt.state_path, opt.backend, stop, stats.resync);
       stats.inconsistent = !state->consistent();
       continue;
@@ -584,8 +589,11 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     } catch (const proto::ProtocolError& e) {
       refuse(peer, proto::RefuseCode::BadRecord, std::string(e.what()) + "; nothing of the batch was applied");
     }
+    std::vector<LogRecord> batch;
+    for (const auto& br : records) batch.push_back(LogRecord{br.header, 0, br.payload});
+    if (undo) undo->capture(replica, batch);  // durable before the replica changes
     RecordApplier applier(replica, state->data_sectors, *io);
-    for (const auto& br : records) applier.apply(LogRecord{br.header, 0, br.payload});
+    for (const auto& rec : batch) applier.apply(rec);
     applier.finish();  // applied and fdatasync'ed
     state->durable_seq = records.back().header.seq;
     state->save(opt.state_path);  // durable before it is acknowledged

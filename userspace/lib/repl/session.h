@@ -88,6 +88,8 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
 struct SecondaryOptions {
   std::string replica_path;
   std::string state_path;
+  // Where the replica's before-images go (history/undo_journal.h); empty: no history.
+  std::string undo_path;
   std::string node;
   IoBackendKind backend = IoBackendKind::Auto;
 };
