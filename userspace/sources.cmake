@@ -24,5 +24,6 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/chunk_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/compare.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/history/undo_journal.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/history/point_catalog.cpp
 )
 set(HRL_LIB_INCLUDES ${CMAKE_CURRENT_LIST_DIR}/lib ${CMAKE_CURRENT_LIST_DIR}/../include)

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -144,7 +145,7 @@ TEST_P(Hrld, ReplicatesAWorkloadByteForByte) {
 // copy of the replica rolled back to an earlier record boundary equals the
 // primary's data as it was then.
 TEST_P(Hrld, TheSecondaryKeepsHistoryToRebuildEarlierImages) {
-  std::ofstream(secondary_conf, std::ios::app) << "history = true\n";
+  std::ofstream(secondary_conf, std::ios::app) << "history = true\npoint_interval = 0.2\n";
   Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
   Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
   std::mt19937_64 rng(23);
@@ -153,18 +154,40 @@ TEST_P(Hrld, TheSecondaryKeepsHistoryToRebuildEarlierImages) {
   {
     LogWriter w(log, data);
     for (int step = 0; step < 5; step++) {
-      last = write_some(w, rng, 60);
-      w.flush();
+      write_some(w, rng, 60);
+      last = w.mark(step % 2 ? "app:step-" + std::to_string(step) : "step-" + std::to_string(step));
       points.push_back({last, test::file_checksum(data)});
+      std::this_thread::sleep_for(300ms);  // room for a crash-consistent point in between
     }
     w.close();
   }
   wait_for(last, 60s);
+  // The catalog: each MARK as a named or app-consistent point at its seq, and crash-consistent ones.
+  int st = 0;
+  std::string out = run_hrlctl("points db0 --json --socket " + dir.file("site-b.sock"), &st);
+  ASSERT_EQ(st, 0) << out;
+  auto listed = nlohmann::json::parse(out);
+  std::map<std::string, uint64_t> named;
+  unsigned crash = 0;
+  for (const auto& p : listed) {
+    if (p["kind"] == "crash-consistent")
+      crash++;
+    else
+      named[std::string(p["kind"]) + " " + std::string(p["name"])] = p["seq"];
+  }
+  EXPECT_GE(crash, 2u) << out;
+  for (int step = 0; step < 5; step++) {
+    std::string key = (step % 2 ? "app-consistent step-" : "named step-") + std::to_string(step);
+    EXPECT_EQ(named[key], points[step].first) << key << "\n" << out;
+  }
+  out = run_hrlctl("points db0 --socket " + dir.file("site-a.sock"), &st);
+  EXPECT_EQ(st, 1);
+  EXPECT_NE(out.find("they live on its secondary"), std::string::npos) << out;
   EXPECT_EQ(secondary.stop(SIGTERM), 0);
   EXPECT_EQ(primary.stop(SIGTERM), 0);
   Superblock sb = read_superblock(File::open(log, O_RDONLY));
   UndoJournal undo(dir.file("db0.undo"), sb.uuid);
-  EXPECT_EQ(undo.last_seq(), last);
+  EXPECT_EQ(undo.last_seq(), last - 1) << "the last record is a MARK: no before-image";
   for (auto [seq, sum] : points) {
     std::string img = dir.file("point.img");
     test::copy_file(replica, img);

@@ -4,6 +4,7 @@
 //   hrlctl pause VOLUME | resume VOLUME   stop or restart shipping (tracking never stops)
 //   hrlctl resync VOLUME [--full] [--json]   compare by checksum and send what differs (--full: copy all)
 //   hrlctl verify VOLUME [--json]     compare and report the ranges that differ; change nothing
+//   hrlctl points VOLUME [--json]     the recovery points its secondary keeps (history = true)
 //   hrlctl volume create NAME --data DEV --log DEV [--ring-size SIZE] [--assume-in-sync] [--force]
 //   hrlctl volume remove NAME         /dev/mapper/hrl-NAME, through dm-hrl
 //   hrlctl cert init --dir DIR --site NAME    a site CA
@@ -58,6 +59,30 @@ int cmd_status(const std::string& sock, bool as_json) {
              human_bytes(r.value("rate_bytes_per_second", 0.0)).c_str(), r.value("eta_seconds", 0.0),
              r.value("waiting_for_window", false) ? ", waiting for its window" : "");
     }
+  }
+  return 0;
+}
+
+int cmd_points(const std::string& sock, const std::string& volume, bool as_json) {
+  json r = request(sock, {{"cmd", "points"}, {"volume", volume}});
+  if (!r.value("ok", false)) {
+    fprintf(stderr, "hrlctl points: %s\n", r.value("error", "failed").c_str());
+    return 1;
+  }
+  if (as_json) {
+    std::cout << r["points"].dump(2) << "\n";
+    return 0;
+  }
+  printf("%-6s %-12s %-17s %-20s %s\n", "ID", "SEQ", "KIND", "TAKEN", "NAME");
+  for (const json& p : r["points"]) {
+    time_t t = static_cast<time_t>(p.value("created_ns", 0ULL) / 1000000000ULL);
+    tm lt;
+    localtime_r(&t, &lt);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &lt);
+    printf("%-6lld %-12llu %-17s %-20s %s\n", static_cast<long long>(p.value("id", 0LL)),
+           static_cast<unsigned long long>(p.value("seq", 0ULL)), p.value("kind", "").c_str(), when,
+           p.value("name", "").c_str());
   }
   return 0;
 }
@@ -124,6 +149,10 @@ int main(int argc, char** argv) {
   verify->add_option("volume", volume, "volume name")->required();
   verify->add_flag("--json", as_json, "progress as JSON lines, then the result");
 
+  auto* points = app.add_subcommand("points", "the recovery points a secondary keeps for a volume");
+  points->add_option("volume", volume, "volume name")->required();
+  points->add_flag("--json", as_json, "machine-readable output");
+
   auto* vol = app.add_subcommand("volume", "create or remove a protected volume (dm-hrl)");
   vol->require_subcommand(1);
   std::string vname, vdata, vlog;
@@ -166,6 +195,7 @@ int main(int argc, char** argv) {
     if (*resume) return cmd_simple(sock, "resume", volume);
     if (*resync) return cmd_resync(sock, volume, full ? "copy" : "checksum", as_json, !detach);
     if (*verify) return cmd_resync(sock, volume, "verify", as_json, true);
+    if (*points) return cmd_points(sock, volume, as_json);
     if (*init) {
       make_ca(site, {dir + "/ca.pem", dir + "/ca.key"});
       printf("site CA %s: %s/ca.pem (key %s/ca.key, mode 0600)\n", site.c_str(), dir.c_str(), dir.c_str());

@@ -100,6 +100,8 @@ Config load_config(const std::string& path) {
       v.replica = need(*t, "replica", where);
       v.state_dir = need(*t, "state_dir", where);
       v.history = (*t)["history"].value<bool>().value_or(false);
+      v.point_interval = (*t)["point_interval"].value<double>().value_or(v.point_interval);
+      if (v.point_interval < 0.1) throw std::runtime_error(where + ": point_interval must be at least 0.1 s");
     } else {
       throw std::runtime_error(where + ": role is 'primary' or 'secondary', not '" + role + "'");
     }

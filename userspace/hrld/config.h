@@ -28,6 +28,7 @@ struct VolumeConfig {
   std::string replica;    // the replica device or image
   std::string state_dir;  // where the replica's state file lives
   bool history = false;   // keep before-images (<state_dir>/<name>.undo) to rebuild earlier images
+  double point_interval = 300;  // seconds between crash-consistent points (with history)
 };
 
 struct Config {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "history/point_catalog.h"
 #include "io/file.h"
 #include "net/tls.h"
 
@@ -53,6 +54,21 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
       uint64_t id = ++v->resync_control.request_id;
       v->resync_control.requested = static_cast<uint32_t>(m);
       return {{"ok", true}, {"id", id}};
+    }
+    return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
+  }
+  if (cmd == "points") {
+    std::string name = req.value("volume", "");
+    for (auto& v : volumes) {
+      if (v->config.name != name) continue;
+      if (v->config.role != VolumeConfig::Role::Secondary || !v->config.history)
+        return {{"ok", false},
+                {"error", "volume " + name + " keeps no recovery points here: they live on its secondary, with history = true"}};
+      nlohmann::json list = nlohmann::json::array();
+      for (const RecoveryPoint& p : PointCatalog(v->config.state_dir + "/" + name + ".points").list())
+        list.push_back({{"id", p.id}, {"seq", p.seq}, {"kind", point_kind_name(p.kind)}, {"name", p.name},
+                        {"created_ns", p.created_ns}});
+      return {{"ok", true}, {"points", list}};
     }
     return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
   }

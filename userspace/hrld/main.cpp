@@ -182,8 +182,13 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   Listener listener(v.listen);
   log_line(v.name, "listening on " + v.listen);
   rt.set_state("listening");
-  SecondaryOptions opt{v.replica, v.state_dir + "/" + v.name + ".state",
-                       v.history ? v.state_dir + "/" + v.name + ".undo" : "", c.node, backend};
+  SecondaryOptions opt{v.replica,
+                       v.state_dir + "/" + v.name + ".state",
+                       v.history ? v.state_dir + "/" + v.name + ".undo" : "",
+                       v.history ? v.state_dir + "/" + v.name + ".points" : "",
+                       v.point_interval,
+                       c.node,
+                       backend};
   while (!g_stop) {
     Socket s = listener.accept(200ms);
     if (s.fd() < 0) continue;

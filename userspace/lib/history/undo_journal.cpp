@@ -120,7 +120,8 @@ void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch)
 }
 
 void UndoJournal::roll_back(const File& image, uint64_t at, uint64_t target) const {
-  if (target > at || at > std::max(last_seq(), target) || (!entries_.empty() && target + 1 < first_seq()))
+  // Records after last_seq() that the image holds carried no data (MARK, PAD, flushes).
+  if (target > at || (!entries_.empty() && target + 1 < first_seq()))
     throw std::runtime_error("undo: cannot go from seq " + std::to_string(at) + " back to " + std::to_string(target) +
                              "; the journal covers " + std::to_string(first_seq()) + ".." + std::to_string(last_seq()));
   for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {

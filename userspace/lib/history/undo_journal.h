@@ -41,7 +41,8 @@ class UndoJournal {
   void capture(const File& replica, std::span<const LogRecord> batch);
 
   // Returns `image`, a copy of the replica holding every record up to `at`,
-  // to the boundary after record `target` (first_seq() - 1 <= target <= at <= last_seq()).
+  // to the boundary after record `target` (first_seq() - 1 <= target <= at;
+  // records after last_seq() must be ones without data).
   void roll_back(const File& image, uint64_t at, uint64_t target) const;
 
   // Forgets everything: the replica changed without before-images (a resync).

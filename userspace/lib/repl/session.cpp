@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "dm/dm_control.h"
+#include "history/point_catalog.h"
 #include "history/undo_journal.h"
 #include "io/file.h"
 #include "log/dirty_bitmap.h"
@@ -535,7 +536,21 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
   auto io = make_io_backend(opt.backend, 32);
   std::optional<UndoJournal> undo;
   if (!opt.undo_path.empty()) undo.emplace(opt.undo_path, state->uuid);
+  std::optional<PointCatalog> points;
+  if (undo && !opt.catalog_path.empty()) points.emplace(opt.catalog_path);
+  auto last_point = std::chrono::steady_clock::now();
+  uint64_t last_point_seq = state->durable_seq;
+  // A crash-consistent point every point_interval, when the replica is consistent and has moved.
+  auto maybe_crash_point = [&] {
+    if (!points || !state->consistent() || state->durable_seq == last_point_seq ||
+        std::chrono::steady_clock::now() - last_point < std::chrono::duration<double>(opt.point_interval))
+      return;
+    points->add(state->durable_seq, PointKind::Crash, "", now_realtime_ns());
+    last_point = std::chrono::steady_clock::now();
+    last_point_seq = state->durable_seq;
+  };
   while (!stop) {
+    maybe_crash_point();
     if (!peer.readable(200ms)) continue;
     try {
       f = peer.receive();
@@ -574,7 +589,10 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
         stats.inconsistent = true;
       }
       // A pass changes the replica without before-images: the history before it cannot be rebuilt.
-      if (undo && begin.mode != ResyncMode::Verify) undo->reset();
+      if (undo && begin.mode != ResyncMode::Verify) {
+        undo->reset();
+        if (points) points->drop_before(begin.take_seq);
+      }
       run_resync_secondary(peer, begin, replica, *state, opt.state_path, opt.backend, stop, stats.resync);
       stats.inconsistent = !state->consistent();
       continue;
@@ -597,6 +615,15 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     applier.finish();  // applied and fdatasync'ed
     state->durable_seq = records.back().header.seq;
     state->save(opt.state_path);  // durable before it is acknowledged
+    if (points && state->consistent())  // a MARK names the image after it
+      for (const auto& rec : batch)
+        if (rec.header.type == HRL_REC_MARK) {
+          std::string name(reinterpret_cast<const char*>(rec.payload.data()), rec.payload.size());
+          name = name.substr(0, name.find('\0'));
+          bool app = name.rfind(kAppPointPrefix, 0) == 0;
+          points->add(rec.header.seq, app ? PointKind::App : PointKind::Named,
+                      app ? name.substr(std::string(kAppPointPrefix).size()) : name, now_realtime_ns());
+        }
     peer.send(FrameType::Durable, proto::encode(proto::Durable{state->durable_seq}));
     stats.durable_seq = state->durable_seq;
     stats.inconsistent = !state->consistent();

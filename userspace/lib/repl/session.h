@@ -88,8 +88,11 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
 struct SecondaryOptions {
   std::string replica_path;
   std::string state_path;
-  // Where the replica's before-images go (history/undo_journal.h); empty: no history.
+  // Where the replica's before-images go (history/undo_journal.h) and its
+  // recovery points (history/point_catalog.h); empty: no history.
   std::string undo_path;
+  std::string catalog_path;
+  double point_interval = 300;  // seconds between crash-consistent points
   std::string node;
   IoBackendKind backend = IoBackendKind::Auto;
 };
