@@ -67,9 +67,18 @@ proto::ChunkLevel answer_level(const ChunkTree& mine, const std::vector<uint16_t
   return out;
 }
 
-void grow(proto::DataExtent& e, uint32_t len) {
-  e.length += len;
-  if (!e.zero) e.bytes = std::span<const std::byte>(e.bytes.data(), e.length);
+// Adds a block to a batch's extents: merged with the last one when they are
+// contiguous on the device and, for data, in memory (one chunk's buffer).
+void append_block(std::vector<proto::DataExtent>& ex, uint64_t at, uint32_t len, bool zero, const std::byte* bytes) {
+  if (!ex.empty()) {
+    proto::DataExtent& last = ex.back();
+    if (last.zero == zero && last.offset + last.length == at && (zero || last.bytes.data() + last.length == bytes)) {
+      last.length += len;
+      if (!zero) last.bytes = std::span<const std::byte>(last.bytes.data(), last.length);
+      return;
+    }
+  }
+  ex.push_back({at, len, zero, zero ? std::span<const std::byte>{} : std::span<const std::byte>(bytes, len)});
 }
 
 void throttle(TokenBucket& bucket, size_t bytes, const std::atomic<bool>& stop) {
@@ -253,14 +262,7 @@ void PrimaryPassRunner::finish_batch(PrimaryBatch& b, const std::vector<std::vec
       uint64_t at = b.chunks[i] * kChunkBytes + off;
       stats_.differing_bytes += len;
       add_range(result_.differing, at, len);
-      bool zero = hc.tree.zero[leaf];
-      auto& ex = data.extents;
-      if (!ex.empty() && ex.back().zero == zero && ex.back().offset + ex.back().length == at &&
-          (zero || ex.back().bytes.data() + ex.back().length == hc.data.data() + off)) {
-        grow(ex.back(), len);  // contiguous on the device and, for data, in the chunk's buffer
-        continue;
-      }
-      ex.push_back({at, len, zero, zero ? std::span<const std::byte>{} : std::span<const std::byte>(hc.data.data() + off, len)});
+      append_block(data.extents, at, len, hc.tree.zero[leaf], hc.data.data() + off);
     }
   }
   if (pass_.begin.mode == ResyncMode::Verify) data.extents.clear();  // a verify changes nothing
@@ -279,15 +281,7 @@ void PrimaryPassRunner::send_copy(PrimaryBatch& b) {
     const HashedChunk& hc = b.mine.back();
     for (unsigned leaf = 0; leaf < hc.tree.blocks(); leaf++) {
       uint32_t off = leaf * kBlockBytes, len = std::min(kBlockBytes, hc.tree.bytes - off);
-      bool zero = hc.tree.zero[leaf];
-      auto& ex = data.extents;
-      if (!ex.empty() && ex.back().zero == zero && ex.back().offset + ex.back().length == c * kChunkBytes + off &&
-          (zero || off > 0)) {
-        grow(ex.back(), len);  // within one chunk's buffer
-        continue;
-      }
-      ex.push_back({c * kChunkBytes + off, len, zero,
-                    zero ? std::span<const std::byte>{} : std::span<const std::byte>(hc.data.data() + off, len)});
+      append_block(data.extents, c * kChunkBytes + off, len, hc.tree.zero[leaf], hc.data.data() + off);
     }
   }
   b.done = true;
