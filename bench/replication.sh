@@ -11,6 +11,7 @@ dir=$(realpath -m "$build/bench/replication")
 size=${HRL_BENCH_LOG_BYTES:-$((2 << 30))}
 runs=${HRL_BENCH_RUNS:-3}
 bin=$(realpath "$build")
+. "$(dirname "$0")/hrld-pair.sh"
 mkdir -p "$dir"
 log=$dir/journal.log data=$dir/journal.data replica=$dir/replica.img state=$dir/state
 
@@ -26,14 +27,7 @@ import json, sys
 j = json.load(sys.stdin)
 print(j["superblock"]["ring_offset"], j["ring_bytes_used"], j["first_seq"] + j["records"] - 1)')
 
-rm -rf "$dir/certs"; mkdir -p "$dir/certs" "$state"
-"$bin/userspace/hrlctl" cert init --dir "$dir/certs" --site bench >/dev/null
-for n in primary secondary; do "$bin/userspace/hrlctl" cert issue --dir "$dir/certs" $n >/dev/null; done
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node() { printf '[node]\nname = "%s"\ncert = "%s/certs/%s.pem"\nkey = "%s/certs/%s.key"\nca = "%s/certs/ca.pem"\ncontrol_socket = "%s/%s.sock"\nmetrics = ""\n' \
-  "$1" "$dir" "$1" "$dir" "$1" "$dir" "$dir" "$1"; }
-{ node primary; printf '[[volume]]\nname = "bench"\nrole = "primary"\nlog = "%s"\ndata = "%s"\npeer = "127.0.0.1:%s"\npeer_name = "secondary"\ncompression = 1\n' "$log" "$data" "$port"; } > "$dir/primary.toml"
-{ node secondary; printf '[[volume]]\nname = "bench"\nrole = "secondary"\nlisten = "127.0.0.1:%s"\nreplica = "%s"\nstate_dir = "%s"\n' "$port" "$replica" "$state"; } > "$dir/secondary.toml"
+hrld_pair "$bin" "$dir" "$log" "$data" "$replica" "$state"
 
 durable() { sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' "$state/bench.state" 2>/dev/null || echo 0; }
 hwm() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }

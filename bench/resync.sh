@@ -12,6 +12,7 @@ set -euo pipefail
 build=${1:-build}
 size=${HRL_BENCH_RESYNC_BYTES:-$((4 << 30))}
 bin=$(realpath "$build")
+. "$(dirname "$0")/hrld-pair.sh"
 dir=$(realpath -m "$build/bench/resync")
 mkdir -p "$dir/state" "$dir/rsync"
 data=$dir/data.img replica=$dir/replica.img log=$dir/log.img base=$dir/replica.base
@@ -49,14 +50,8 @@ mib() { python3 -c "import sys; print('%.1f' % (float(sys.argv[1]) / 1048576))" 
 cp --sparse=never "$base" "$replica"
 truncate -s 64M "$log"
 "$bin/userspace/hrl-log" format "$log" --data "$data" --assume-in-sync --force >/dev/null
-rm -rf "$dir/certs" "$dir/state"/*; mkdir -p "$dir/certs"
-"$bin/userspace/hrlctl" cert init --dir "$dir/certs" --site bench >/dev/null
-for n in primary secondary; do "$bin/userspace/hrlctl" cert issue --dir "$dir/certs" $n >/dev/null; done
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-node() { printf '[node]\nname = "%s"\ncert = "%s/certs/%s.pem"\nkey = "%s/certs/%s.key"\nca = "%s/certs/ca.pem"\ncontrol_socket = "%s/%s.sock"\nmetrics = ""\n' \
-  "$1" "$dir" "$1" "$dir" "$1" "$dir" "$dir" "$1"; }
-{ node primary; printf '[[volume]]\nname = "bench"\nrole = "primary"\nlog = "%s"\ndata = "%s"\npeer = "127.0.0.1:%s"\npeer_name = "secondary"\n' "$log" "$data" "$port"; } >"$dir/primary.toml"
-{ node secondary; printf '[[volume]]\nname = "bench"\nrole = "secondary"\nlisten = "127.0.0.1:%s"\nreplica = "%s"\nstate_dir = "%s/state"\n' "$port" "$replica" "$dir"; } >"$dir/secondary.toml"
+rm -rf "$dir/state"/*
+hrld_pair "$bin" "$dir" "$log" "$data" "$replica" "$dir/state"
 "$bin/userspace/hrld" --config "$dir/secondary.toml" 2>"$dir/secondary.log" & spid=$!
 "$bin/userspace/hrld" --config "$dir/primary.toml" 2>"$dir/primary.log" & ppid=$!
 trap 'kill $ppid $spid 2>/dev/null || true; [ -n "${rpid:-}" ] && kill $rpid 2>/dev/null || true' EXIT
@@ -72,7 +67,7 @@ gid = root
 path = $dir/rsync
 read only = no
 CONF
-rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+rport=$(free_port)
 rsync --daemon --no-detach --config="$dir/rsyncd.conf" --address=127.0.0.1 --port="$rport" & rpid=$!
 sleep 0.5
 secs() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$2"; }

@@ -370,20 +370,21 @@ def scenario_replicate(k, build, work, c):
              f"the log was not acknowledged to its head through dm: tail {sb['tail_seq']}, head {sb['head_seq']}")
 
 
-def scenario_resync(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=48, log_mib=16, spare_mib=48)
-    shutil.copy(data, spare)  # equal at the start (--assume-in-sync); the overflow makes them differ
-    if not passed_in_guest(c, k.boot("resync", [data, log, spare], timeout=400)):
+def replica_equal_after(scenario, k, work, c, log_mib):
+    """A guest scenario over a data disk and its replica, equal at the start; they must end equal."""
+    data, log, spare = make_images(work, data_mib=48, log_mib=log_mib, spare_mib=48)
+    shutil.copy(data, spare)  # hrlctl volume create --assume-in-sync
+    if not passed_in_guest(c, k.boot(scenario, [data, log, spare], timeout=400)):
         return
-    c.expect(files_equal(data, spare), "the replica differs from the data device after the resync")
+    c.expect(files_equal(data, spare), f"the replica differs from the data device after the {scenario} scenario")
+
+
+def scenario_resync(k, build, work, c):
+    replica_equal_after("resync", k, work, c, log_mib=16)
 
 
 def scenario_corrupt(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=48, log_mib=16, spare_mib=48)
-    shutil.copy(data, spare)
-    if not passed_in_guest(c, k.boot("corrupt", [data, log, spare], timeout=400)):
-        return
-    c.expect(files_equal(data, spare), "the replica differs from the data device after the corrupt log's resync")
+    replica_equal_after("corrupt", k, work, c, log_mib=16)
 
 
 SCENARIOS = {

@@ -81,14 +81,6 @@ void append_block(std::vector<proto::DataExtent>& ex, uint64_t at, uint32_t len,
   ex.push_back({at, len, zero, zero ? std::span<const std::byte>{} : std::span<const std::byte>(bytes, len)});
 }
 
-void throttle(TokenBucket& bucket, size_t bytes, const std::atomic<bool>& stop) {
-  for (auto wait = bucket.take(bytes); wait.count() > 0 && !stop;) {
-    auto step = std::min<std::chrono::nanoseconds>(wait, 50ms);
-    std::this_thread::sleep_for(step);
-    wait -= step;
-  }
-}
-
 }  // namespace
 
 // ---- the chunks of a pass -------------------------------------------------
@@ -154,7 +146,7 @@ class PrimaryPassRunner {
  private:
   void send(FrameType type, std::span<const std::byte> payload, int level) {
     auto frame = proto::make_frame(type, payload, level);
-    throttle(bucket_, frame.size(), stop_);
+    wait_for_tokens(bucket_, frame.size(), stop_);
     peer_.send_frame(frame);
     stats_.wire_bytes += frame.size();
   }
@@ -408,7 +400,7 @@ class SecondaryPassRunner {
     peer_.send_frame(frame);
     stats_.wire_bytes += frame.size();
   }
-  bool send_ready_roots(std::chrono::milliseconds wait);
+  void send_ready_roots(std::chrono::milliseconds wait);
   void on_hashes(const proto::ResyncHashes& m);
   void on_data(const proto::ResyncData& m);
   void checkpoint(uint64_t cursor);
@@ -426,12 +418,12 @@ class SecondaryPassRunner {
 };
 
 // Sends the roots of the oldest batch not yet answered once its chunks are hashed.
-bool SecondaryPassRunner::send_ready_roots(std::chrono::milliseconds wait) {
+void SecondaryPassRunner::send_ready_roots(std::chrono::milliseconds wait) {
   for (auto& [id, b] : batches_) {
     if (b.roots_sent) continue;
     while (b.mine.size() < b.chunks.size()) {
       auto hc = reader_->try_take(wait);
-      if (!hc) return false;
+      if (!hc) return;
       b.mine.push_back(hc->tree);
     }
     proto::ResyncHashes roots{id, 0, {}};
@@ -440,9 +432,8 @@ bool SecondaryPassRunner::send_ready_roots(std::chrono::milliseconds wait) {
     b.roots_sent = true;
     send(FrameType::ResyncHashes, proto::encode(roots));
     stats_.read_bytes = reader_->bytes_read();
-    return true;
+    return;
   }
-  return false;
 }
 
 void SecondaryPassRunner::on_hashes(const proto::ResyncHashes& m) {

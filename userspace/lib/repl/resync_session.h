@@ -63,7 +63,7 @@ struct PrimaryPass {
   uint64_t bandwidth = 0;  // resync bytes per second on the wire, 0: unlimited
   // False outside the resync window: no new batch starts until it is true.
   std::function<bool()> may_run = [] { return true; };
-  // Asked once every block is sent (see ResyncEnd).
+  // Asked once every block is sent (see ResyncEnd); unset: 0 goes (a verify).
   std::function<uint64_t()> consistent_seq;
 };
 

@@ -217,11 +217,7 @@ bool PrimarySession::ship_batch(uint64_t limit) {
   if (inflight_.empty()) stats_.pending_since_ns = first_ns_;
   uint64_t raw = batch_.bytes();
   auto frame = proto::make_frame(FrameType::Records, batch_.take(), opt_.zstd_level);
-  for (auto wait = bandwidth_.take(frame.size()); wait.count() > 0 && !stop_;) {  // the volume's limit
-    auto step = std::min<std::chrono::nanoseconds>(wait, 50ms);
-    std::this_thread::sleep_for(step);
-    wait -= step;
-  }
+  wait_for_tokens(bandwidth_, frame.size(), stop_);  // the volume's limit
   peer_.send_frame(frame);
   stats_.raw_bytes += raw;
   stats_.wire_bytes += frame.size();
@@ -320,11 +316,13 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
   pass.bandwidth = opt_.resync_bandwidth;
   if (waits_for_window) pass.may_run = [this] { return window_open(); };
   const LogPosition from = reader_.position();
-  pass.consistent_seq = [&] {
-    // Every write the pass may have read was sequenced before this moment.
-    if (dm()) return target_status(opt_.dm_device).head - 1;
-    return scan_log_from(from).last_seq;
-  };
+  // Every write the pass may have read was sequenced before this moment. A
+  // verify changes nothing, so the secondary does not need it.
+  if (mode != ResyncMode::Verify)
+    pass.consistent_seq = [&] {
+      if (dm()) return target_status(opt_.dm_device).head - 1;
+      return scan_log_from(from).last_seq;
+    };
   auto say = [&](const std::string& line) {
     if (opt_.log) opt_.log(line);
   };

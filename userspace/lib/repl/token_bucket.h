@@ -4,8 +4,10 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <thread>
 
 namespace hrl {
 
@@ -35,5 +37,16 @@ class TokenBucket {
   double tokens_;
   Clock::time_point last_;
 };
+
+// Takes n bytes from the bucket and sleeps until they may go, in steps so a
+// stop request ends the wait early.
+inline void wait_for_tokens(TokenBucket& bucket, uint64_t n, const std::atomic<bool>& stop) {
+  using namespace std::chrono_literals;
+  for (auto wait = bucket.take(n); wait.count() > 0 && !stop;) {
+    auto step = std::min<std::chrono::nanoseconds>(wait, 50ms);
+    std::this_thread::sleep_for(step);
+    wait -= step;
+  }
+}
 
 }  // namespace hrl
