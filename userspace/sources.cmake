@@ -4,6 +4,7 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/io_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/uring_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/aio_backend.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/io/fs_freeze.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/superblock.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/record.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/dirty_bitmap.cpp
@@ -25,5 +26,7 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/compare.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/history/undo_journal.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/history/point_catalog.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/history/history.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/history/point_image.cpp
 )
 set(HRL_LIB_INCLUDES ${CMAKE_CURRENT_LIST_DIR}/lib ${CMAKE_CURRENT_LIST_DIR}/../include)

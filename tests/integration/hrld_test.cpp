@@ -186,7 +186,7 @@ TEST_P(Hrld, TheSecondaryKeepsHistoryToRebuildEarlierImages) {
   EXPECT_EQ(secondary.stop(SIGTERM), 0);
   EXPECT_EQ(primary.stop(SIGTERM), 0);
   Superblock sb = read_superblock(File::open(log, O_RDONLY));
-  UndoJournal undo(dir.file("db0.undo"), sb.uuid);
+  UndoJournal undo(dir.file("db0.undo"), sb.uuid, 0);
   EXPECT_EQ(undo.last_seq(), last - 1) << "the last record is a MARK: no before-image";
   for (auto [seq, sum] : points) {
     std::string img = dir.file("point.img");
@@ -262,7 +262,7 @@ TEST_P(Hrld, KillingEitherDaemonLosesNothingAcknowledged) {
 }
 
 TEST_P(Hrld, AReplicaOfAnotherVolumeMakesTheVolumeCritical) {
-  ReplicaState{random_uuid(), 1, (64 << 20) / 512, 3, std::nullopt, 0}.save(state);
+  ReplicaState{random_uuid(), 1, (64 << 20) / 512, 3, std::nullopt, 0, std::nullopt}.save(state);
   Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
   Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
   {

@@ -71,26 +71,9 @@ class Resync : public ::testing::Test {
     fo.ring_bytes = 64 << 20;
     fo.assume_in_sync = in_sync;
     format_log(File::open(log, O_RDWR), kSize / 512, fo);
-    int st = 0;
-    std::string out = run_hrlctl("cert init --dir " + dir.path() + " --site site", &st);
-    ASSERT_EQ(st, 0) << out;
-    for (std::string n : {"site-a", "site-b"}) run_hrlctl("cert issue --dir " + dir.path() + " " + n, &st);
-    uint16_t port;
-    {
-      Listener probe("127.0.0.1:0");
-      port = probe.port();
-    }
-    auto node = [&](const std::string& n) {
-      return "[node]\nname = \"" + n + "\"\ncert = \"" + dir.file(n + ".pem") + "\"\nkey = \"" + dir.file(n + ".key") +
-             "\"\nca = \"" + dir.file("ca.pem") + "\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\n" +
-             "control_socket = \"" + dir.file(n + ".sock") + "\"\nmetrics = \"\"\n";
-    };
-    std::ofstream(primary_conf) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
-                                << "\"\ndata = \"" << data << "\"\npeer = \"127.0.0.1:" << port
-                                << "\"\npeer_name = \"site-b\"\n"
-                                << primary_extra;
-    std::ofstream(secondary_conf) << node("site-b") << "[[volume]]\nname = \"db0\"\nrole = \"secondary\"\nlisten = \"127.0.0.1:"
-                                  << port << "\"\nreplica = \"" << replica << "\"\nstate_dir = \"" << dir.path() << "\"\n";
+    auto c = test::write_pair_configs(dir.path(), log, data, replica, primary_extra);
+    primary_conf = c.primary;
+    secondary_conf = c.secondary;
   }
 
   json primary_resync() {

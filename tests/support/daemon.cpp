@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
+
+#include "net/tls.h"
 
 namespace hrl::test {
 
@@ -22,6 +25,33 @@ std::string run_hrlctl(const std::string& args, int* status) {
   int st = pclose(p);
   if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return out;
+}
+
+PairConfigs write_pair_configs(const std::string& dir, const std::string& log, const std::string& data,
+                               const std::string& replica, const std::string& primary_extra,
+                               const std::string& secondary_extra) {
+  int st = 0;
+  std::string out = run_hrlctl("cert init --dir " + dir + " --site site", &st);
+  for (std::string n : {"site-a", "site-b"})
+    if (st == 0) out = run_hrlctl("cert issue --dir " + dir + " " + n, &st);
+  if (st != 0) throw std::runtime_error("hrlctl cert: " + out);
+  PairConfigs c{dir + "/primary.toml", dir + "/secondary.toml", 0};
+  {
+    Listener probe("127.0.0.1:0");  // a free port for the secondary
+    c.port = probe.port();
+  }
+  auto node = [&](const std::string& n) {
+    return "[node]\nname = \"" + n + "\"\ncert = \"" + dir + "/" + n + ".pem\"\nkey = \"" + dir + "/" + n +
+           ".key\"\nca = \"" + dir + "/ca.pem\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\n" +
+           "control_socket = \"" + dir + "/" + n + ".sock\"\nmetrics = \"\"\n";
+  };
+  std::ofstream(c.primary) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
+                           << "\"\ndata = \"" << data << "\"\npeer = \"127.0.0.1:" << c.port
+                           << "\"\npeer_name = \"site-b\"\n" << primary_extra;
+  std::ofstream(c.secondary) << node("site-b") << "[[volume]]\nname = \"db0\"\nrole = \"secondary\"\nlisten = \"127.0.0.1:"
+                             << c.port << "\"\nreplica = \"" << replica << "\"\nstate_dir = \"" << dir << "\"\n"
+                             << secondary_extra;
+  return c;
 }
 
 std::string slurp(const std::string& path) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 
 namespace hrl::test {
@@ -12,6 +13,19 @@ namespace hrl::test {
 // hrlctl with these arguments (stderr folded into the output); *status gets its exit status.
 std::string run_hrlctl(const std::string& args, int* status = nullptr);
 std::string slurp(const std::string& path);
+
+// The certificates (made with hrlctl cert) and the two hrld configs of a
+// pair on loopback: site-a is the primary of volume db0 (log, data),
+// site-b its secondary (replica, state in the same directory). Each
+// config's control socket is <dir>/<site>.sock. The extras are appended to
+// each volume's table.
+struct PairConfigs {
+  std::string primary, secondary;
+  uint16_t port = 0;
+};
+PairConfigs write_pair_configs(const std::string& dir, const std::string& log, const std::string& data,
+                               const std::string& replica, const std::string& primary_extra = "",
+                               const std::string& secondary_extra = "");
 
 class Daemon {
  public:

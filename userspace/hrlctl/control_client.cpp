@@ -30,6 +30,13 @@ nlohmann::json request(const std::string& path, const nlohmann::json& req) {
   return nlohmann::json::parse(in);
 }
 
+nlohmann::json volume_status(const std::string& sock, const std::string& volume) {
+  nlohmann::json st = request(sock, {{"cmd", "status"}});
+  for (const nlohmann::json& v : st["volumes"])
+    if (v.value("name", "") == volume) return v;
+  throw std::runtime_error("hrld no longer reports volume " + volume);
+}
+
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;

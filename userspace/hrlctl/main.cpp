@@ -4,7 +4,11 @@
 //   hrlctl pause VOLUME | resume VOLUME   stop or restart shipping (tracking never stops)
 //   hrlctl resync VOLUME [--full] [--json]   compare by checksum and send what differs (--full: copy all)
 //   hrlctl verify VOLUME [--json]     compare and report the ranges that differ; change nothing
-//   hrlctl points VOLUME [--json]     the recovery points its secondary keeps (history = true)
+//   hrlctl points VOLUME [--json]     the recovery points its secondary keeps
+//   hrlctl point create VOLUME --name N [--freeze MOUNTPOINT] [--timeout S]   (primary) a named or app-consistent point
+//   hrlctl failover VOLUME --test [--point ID] [--image PATH] | --cleanup     (secondary) a test failover
+//   hrlctl failover VOLUME [--point ID]   (secondary) unplanned: promote the replica at a point (default: latest)
+//   hrlctl commit VOLUME              (secondary) make the failover final; its history is discarded
 //   hrlctl volume create NAME --data DEV --log DEV [--ring-size SIZE] [--assume-in-sync] [--force]
 //   hrlctl volume remove NAME         /dev/mapper/hrl-NAME, through dm-hrl
 //   hrlctl cert init --dir DIR --site NAME    a site CA
@@ -23,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "control_client.h"
+#include "recovery_command.h"
 #include "resync_command.h"
 #include "dm/dm_control.h"
 #include "io/file.h"
@@ -153,6 +158,29 @@ int main(int argc, char** argv) {
   points->add_option("volume", volume, "volume name")->required();
   points->add_flag("--json", as_json, "machine-readable output");
 
+  auto* point = app.add_subcommand("point", "take a recovery point on a primary");
+  point->require_subcommand(1);
+  std::string point_name, freeze;
+  double freeze_timeout = 10;
+  auto* pcreate = point->add_subcommand("create", "put a named point into the volume's log (dm-hrl)");
+  pcreate->add_option("volume", volume, "volume name")->required();
+  pcreate->add_option("--name", point_name, "the point's name (no spaces)")->required();
+  pcreate->add_option("--freeze", freeze, "freeze the file system mounted here around it: an app-consistent point");
+  pcreate->add_option("--timeout", freeze_timeout, "seconds the freeze may hold the application (default 10)");
+  pcreate->add_flag("--json", as_json, "machine-readable output");
+
+  FailoverRequest fo;
+  auto* failover = app.add_subcommand("failover", "test failover, or unplanned failover of a secondary at a point");
+  failover->add_option("volume", volume, "volume name")->required();
+  auto* fo_test = failover->add_flag("--test", fo.test, "build a writable image of the point; replication goes on");
+  failover->add_flag("--cleanup", fo.cleanup, "remove the test failover's image")->excludes(fo_test);
+  failover->add_option("--point", fo.point, "the point's id (hrlctl points); default: the newest (--test), "
+                                            "the latest write (unplanned)");
+  failover->add_option("--image", fo.image, "--test: where the image goes (a new file, or a device)")->needs(fo_test);
+  failover->add_flag("--json", fo.as_json, "machine-readable output");
+  auto* commit = app.add_subcommand("commit", "make an unplanned failover final (its history is discarded)");
+  commit->add_option("volume", volume, "volume name")->required();
+
   auto* vol = app.add_subcommand("volume", "create or remove a protected volume (dm-hrl)");
   vol->require_subcommand(1);
   std::string vname, vdata, vlog;
@@ -196,6 +224,9 @@ int main(int argc, char** argv) {
     if (*resync) return cmd_resync(sock, volume, full ? "copy" : "checksum", as_json, !detach);
     if (*verify) return cmd_resync(sock, volume, "verify", as_json, true);
     if (*points) return cmd_points(sock, volume, as_json);
+    if (*pcreate) return cmd_point_create(sock, volume, point_name, freeze, freeze_timeout, as_json);
+    if (*failover) return cmd_failover(sock, volume, fo);
+    if (*commit) return cmd_commit(sock, volume);
     if (*init) {
       make_ca(site, {dir + "/ca.pem", dir + "/ca.key"});
       printf("site CA %s: %s/ca.pem (key %s/ca.key, mode 0600)\n", site.c_str(), dir.c_str(), dir.c_str());

@@ -15,13 +15,6 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-json volume_status(const std::string& sock, const std::string& volume) {
-  json st = request(sock, {{"cmd", "status"}});
-  for (const json& v : st["volumes"])
-    if (v.value("name", "") == volume) return v;
-  throw std::runtime_error("hrld no longer reports volume " + volume);
-}
-
 std::string duration(double s) {
   char b[32];
   auto t = static_cast<long>(s + 0.5);

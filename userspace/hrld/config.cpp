@@ -10,7 +10,7 @@ namespace hrl {
 namespace {
 
 // "10M", "512K", "1G" (bytes, binary multiples) or a plain number.
-uint64_t parse_rate(const toml::node_view<const toml::node>& v, const std::string& where) {
+uint64_t parse_size(const toml::node_view<const toml::node>& v, const std::string& where, const char* key) {
   if (auto n = v.value<int64_t>()) return static_cast<uint64_t>(*n);
   auto s = v.value<std::string>();
   if (!s || s->empty()) return 0;
@@ -18,7 +18,7 @@ uint64_t parse_rate(const toml::node_view<const toml::node>& v, const std::strin
   double x = std::stod(*s, &used);
   std::string unit = s->substr(used);
   double mul = unit.empty() ? 1 : unit == "K" ? 1 << 10 : unit == "M" ? 1 << 20 : unit == "G" ? 1 << 30 : -1;
-  if (mul < 0 || x < 0) throw std::runtime_error(where + ": bandwidth '" + *s + "' is not a number with K, M or G");
+  if (mul < 0 || x < 0) throw std::runtime_error(where + ": " + key + " '" + *s + "' is not a number with K, M or G");
   return static_cast<uint64_t>(x * mul);
 }
 
@@ -82,8 +82,9 @@ Config load_config(const std::string& path) {
       v.device = (*t)["device"].value<std::string>().value_or("");
       v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
       if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
-      v.bandwidth = parse_rate(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where);
-      v.resync_bandwidth = parse_rate(toml::node_view<const toml::node>((*t)["resync_bandwidth"].node()), where);
+      v.bandwidth = parse_size(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where, "bandwidth");
+      v.resync_bandwidth =
+          parse_size(toml::node_view<const toml::node>((*t)["resync_bandwidth"].node()), where, "resync_bandwidth");
       v.data = (*t)["data"].value<std::string>().value_or(v.device.empty() ? "" : "/dev/mapper/" + v.device);
       if (v.data.empty()) throw std::runtime_error(where + ": 'data' (the volume's data device) is required without 'device'");
       v.resync_window = (*t)["resync_window"].value<std::string>().value_or("");
@@ -99,9 +100,18 @@ Config load_config(const std::string& path) {
       v.listen = need(*t, "listen", where);
       v.replica = need(*t, "replica", where);
       v.state_dir = need(*t, "state_dir", where);
-      v.history = (*t)["history"].value<bool>().value_or(false);
+      v.history = (*t)["history"].value<bool>().value_or(v.history);
       v.point_interval = (*t)["point_interval"].value<double>().value_or(v.point_interval);
       if (v.point_interval < 0.1) throw std::runtime_error(where + ": point_interval must be at least 0.1 s");
+      v.retention_hours = (*t)["retention_hours"].value<double>().value_or(v.retention_hours);
+      if (v.retention_hours < 0) throw std::runtime_error(where + ": retention_hours is 0 (no limit by age) or more");
+      v.retention_bytes = parse_size(toml::node_view<const toml::node>((*t)["retention_size"].node()), where, "retention_size");
+      if ((*t)["history_segment"])
+        v.history_segment = parse_size(toml::node_view<const toml::node>((*t)["history_segment"].node()), where, "history_segment");
+      if (v.history_segment < (1 << 20)) throw std::runtime_error(where + ": history_segment is at least 1M");
+      if (v.retention_bytes && v.retention_bytes < 4 * v.history_segment)
+        throw std::runtime_error(where + ": retention_size must hold at least 4 history segments (history_segment is " +
+                                 std::to_string(v.history_segment >> 20) + "M)");
     } else {
       throw std::runtime_error(where + ": role is 'primary' or 'secondary', not '" + role + "'");
     }

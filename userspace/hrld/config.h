@@ -27,8 +27,11 @@ struct VolumeConfig {
   std::string listen;     // host:port
   std::string replica;    // the replica device or image
   std::string state_dir;  // where the replica's state file lives
-  bool history = false;   // keep before-images (<state_dir>/<name>.undo) to rebuild earlier images
+  bool history = true;    // keep before-images (<state_dir>/<name>.undo/) to rebuild earlier images
   double point_interval = 300;  // seconds between crash-consistent points (with history)
+  double retention_hours = 24;  // points older than this go, with the history only they needed
+  uint64_t retention_bytes = 0; // the undo journal's size limit, 0 = none
+  uint64_t history_segment = 64ull << 20;  // history is dropped a segment (file) at a time
 };
 
 struct Config {

@@ -12,6 +12,7 @@
 #include "history/point_catalog.h"
 #include "io/file.h"
 #include "net/tls.h"
+#include "recovery.h"
 
 namespace hrl {
 namespace {
@@ -61,16 +62,31 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
     std::string name = req.value("volume", "");
     for (auto& v : volumes) {
       if (v->config.name != name) continue;
-      if (v->config.role != VolumeConfig::Role::Secondary || !v->config.history)
+      if (!v->history)
         return {{"ok", false},
                 {"error", "volume " + name + " keeps no recovery points here: they live on its secondary, with history = true"}};
       nlohmann::json list = nlohmann::json::array();
-      for (const RecoveryPoint& p : PointCatalog(v->config.state_dir + "/" + name + ".points").list())
+      for (const RecoveryPoint& p : v->history->points())
         list.push_back({{"id", p.id}, {"seq", p.seq}, {"kind", point_kind_name(p.kind)}, {"name", p.name},
                         {"created_ns", p.created_ns}});
       return {{"ok", true}, {"points", list}};
     }
     return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
+  }
+  using Handler = nlohmann::json (*)(VolumeRuntime&, const nlohmann::json&);
+  static const std::pair<const char*, Handler> kRecovery[] = {
+      {"point-create", create_point},
+      {"failover-test", start_test_failover},
+      {"failover-test-cleanup", [](VolumeRuntime& v, const nlohmann::json&) { return cleanup_test_failover(v); }},
+      {"failover", fail_over},
+      {"commit", [](VolumeRuntime& v, const nlohmann::json&) { return commit_failover(v); }},
+  };
+  for (auto [name, handler] : kRecovery) {
+    if (cmd != name) continue;
+    std::string volume = req.value("volume", "");
+    for (auto& v : volumes)
+      if (v->config.name == volume) return handler(*v, req);
+    return {{"ok", false}, {"error", "no volume named '" + volume + "'"}};
   }
   return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }

@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -21,8 +22,10 @@
 #include "config.h"
 #include "control.h"
 #include "metrics.h"
+#include "recovery.h"
 #include "volume_runtime.h"
 #include "io/io_backend.h"
+#include "log/superblock.h"
 #include "net/tls.h"
 #include "repl/session.h"
 
@@ -100,6 +103,33 @@ std::string render_metrics(const std::vector<std::unique_ptr<VolumeRuntime>>& vo
   return out;
 }
 
+// The flag a session polls to end early: set within 50 ms of the daemon
+// stopping or of `end` turning true.
+class SessionStop {
+ public:
+  explicit SessionStop(std::function<bool()> end) : end_(std::move(end)), watch_([this] { watch(); }) {}
+  ~SessionStop() {
+    done_ = true;
+    watch_.join();
+  }
+  SessionStop(const SessionStop&) = delete;
+  SessionStop& operator=(const SessionStop&) = delete;
+  operator const std::atomic<bool>&() const { return flag_; }
+  void rearm() { flag_ = g_stop || end_(); }  // before a new session
+
+ private:
+  void watch() {
+    while (!g_stop && !done_) {
+      flag_ = g_stop || end_();
+      std::this_thread::sleep_for(50ms);
+    }
+    flag_ = true;
+  }
+  std::function<bool()> end_;
+  std::atomic<bool> flag_{false}, done_{false};
+  std::thread watch_;  // last: it starts once the rest exists
+};
+
 void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   const VolumeConfig& v = rt.config;
   TlsContext tls(TlsContext::Role::Client, c.tls);
@@ -121,18 +151,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   std::mt19937 rng(std::random_device{}());
   unsigned attempt = 0;
   // A session ends when the daemon stops or the operator pauses the volume.
-  std::atomic<bool> session_stop{false};
-  std::thread watch([&] {
-    while (!g_stop) {
-      session_stop = g_stop || rt.paused || rt.restart;
-      std::this_thread::sleep_for(50ms);
-    }
-    session_stop = true;
-  });
-  struct Join {
-    std::thread& t;
-    ~Join() { t.join(); }
-  } join{watch};
+  SessionStop session_stop([&rt] { return rt.paused || rt.restart; });
   while (!g_stop) {
     if (rt.paused) {
       rt.set_state("paused");
@@ -144,7 +163,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     opt.bandwidth = live.bandwidth;
     opt.resync_bandwidth = live.resync_bandwidth;
     rt.restart = false;
-    session_stop = false;
+    session_stop.rearm();
     try {
       rt.set_state("connecting");
       auto io_timeout = std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000));
@@ -182,21 +201,35 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   Listener listener(v.listen);
   log_line(v.name, "listening on " + v.listen);
   rt.set_state("listening");
-  SecondaryOptions opt{v.replica,
-                       v.state_dir + "/" + v.name + ".state",
-                       v.history ? v.state_dir + "/" + v.name + ".undo" : "",
-                       v.history ? v.state_dir + "/" + v.name + ".points" : "",
-                       v.point_interval,
-                       c.node,
+  SecondaryOptions opt{v.replica, v.state_dir + "/" + v.name + ".state", rt.history.get(), v.point_interval, c.node,
                        backend};
+  finish_interrupted_failover(rt);
+  // A session ends when the daemon stops or a failover needs the replica.
+  SessionStop session_stop([&rt] { return rt.hold_sessions.load(); });
+  auto last_prune = std::chrono::steady_clock::now();
   while (!g_stop) {
     Socket s = listener.accept(200ms);
-    if (s.fd() < 0) continue;
+    // in_session before hold_sessions is looked at: a failover either sees
+    // the session and waits for it, or the session sees the failover.
+    rt.in_session = s.fd() >= 0;
+    struct InSession {
+      VolumeRuntime& rt;
+      ~InSession() { rt.in_session = false; }
+    } in_session{rt};
+    if (s.fd() >= 0 && rt.hold_sessions) continue;  // dropped: the primary retries after the failover
+    if (s.fd() < 0) {
+      if (rt.history && std::chrono::steady_clock::now() - last_prune >= 1s) {  // retention goes on between sessions
+        rt.history->prune(now_realtime_ns());
+        last_prune = std::chrono::steady_clock::now();
+      }
+      continue;
+    }
     try {
       TlsStream peer(tls, std::move(s), {}, std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000)));
       log_line(v.name, "primary " + peer.peer() + " connected");
       rt.set_state("replicating");
-      run_secondary_session(peer, opt, g_stop, rt.stats);
+      session_stop.rearm();
+      run_secondary_session(peer, opt, session_stop, rt.stats);
       log_line(v.name, "session ended at durable seq " + std::to_string(rt.stats.durable_seq.load()));
       rt.set_state("listening");
     } catch (const std::exception& e) {

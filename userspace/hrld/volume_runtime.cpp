@@ -3,10 +3,22 @@
 #include "dm/dm_control.h"
 #include "io/file.h"
 #include "log/superblock.h"
+#include "recovery.h"
+#include "repl/replica_state.h"
 
 #include <sstream>
 
 namespace hrl {
+
+VolumeRuntime::VolumeRuntime(const VolumeConfig& cfg) : config(cfg), live_(cfg) {
+  if (cfg.role == VolumeConfig::Role::Secondary && cfg.history)
+    history = std::make_unique<History>(cfg.state_dir + "/" + cfg.name + ".undo", cfg.state_dir + "/" + cfg.name + ".points",
+                                        Retention{cfg.retention_hours * 3600, cfg.retention_bytes, cfg.history_segment});
+}
+
+VolumeRuntime::~VolumeRuntime() {
+  if (test_failover.worker.joinable()) test_failover.worker.join();
+}
 
 void VolumeRuntime::set_state(const std::string& state, const std::string& error) {
   std::lock_guard lock(mu_);
@@ -94,7 +106,24 @@ nlohmann::json VolumeRuntime::status() const {
                    : stats.resync.reason == HRL_REASON_NEW_VOLUME ? "initial-sync"
                                                                   : "resyncing";
   }
-  if (config.role == VolumeConfig::Role::Secondary) out["consistent"] = !stats.inconsistent;
+  if (config.role == VolumeConfig::Role::Secondary) {
+    out["consistent"] = !stats.inconsistent;
+    try {
+      if (auto st = ReplicaState::load(state_path()); st && st->promoted) {
+        out["state"] = st->promoted->committed ? "promoted" : "failed-over";
+        out["failover"] = {{"seq", st->promoted->seq},
+                           {"generation", st->generation},
+                           {"complete", st->promoted->complete},
+                           {"committed", st->promoted->committed}};
+      }
+    } catch (const std::exception& e) {
+      out["last_error"] = e.what();
+    }
+    out["test_failover"] = test_failover_status(*this);
+    if (history) {
+      out["history"] = {{"oldest_seq", history->oldest_boundary()}, {"bytes", history->size_bytes()}};
+    }
+  }
   return out;
 }
 

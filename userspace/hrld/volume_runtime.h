@@ -4,21 +4,42 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "config.h"
+#include "history/history.h"
+#include "history/point_image.h"
 #include "repl/session.h"
 
 namespace hrl {
 
 class VolumeRuntime {
  public:
-  explicit VolumeRuntime(const VolumeConfig& cfg) : config(cfg), live_(cfg) {}
+  explicit VolumeRuntime(const VolumeConfig& cfg);
   const VolumeConfig config;  // as started: name, role, devices, addresses
   SessionStats stats;
+  // A secondary's before-images and recovery points (history = true).
+  std::unique_ptr<History> history;
   ResyncControl resync_control;  // operator requests (primary)
+  // A secondary's sessions end, and none starts, while a failover moves the replica.
+  std::atomic<bool> hold_sessions{false};
+  std::atomic<bool> in_session{false};
+  // The test failover of a secondary: its image is built by `worker`.
+  struct TestFailover {
+    mutable std::mutex mu;  // guards the strings and numbers; progress is atomic
+    std::string state = "none";  // none, building, ready, failed
+    int64_t point_id = 0;
+    uint64_t seq = 0;
+    std::string image, error;
+    ImageProgress progress;
+    std::thread worker;
+  } test_failover;
+  ~VolumeRuntime();
+  std::string state_path() const { return config.state_dir + "/" + config.name + ".state"; }
   std::atomic<bool> paused{false};
   std::atomic<bool> restart{false};  // end the session to take new settings
 

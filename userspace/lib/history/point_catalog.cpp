@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 namespace hrl {
@@ -81,27 +83,45 @@ int64_t PointCatalog::add(uint64_t seq, PointKind kind, const std::string& name,
   return sqlite3_last_insert_rowid(db_);
 }
 
+namespace {
+
+RecoveryPoint row_point(sqlite3_stmt* st) {
+  RecoveryPoint p;
+  p.id = sqlite3_column_int64(st, 0);
+  p.seq = static_cast<uint64_t>(sqlite3_column_int64(st, 1));
+  int kind = sqlite3_column_int(st, 2);
+  p.kind = kind >= 0 && kind <= 2 ? static_cast<PointKind>(kind) : PointKind::Crash;
+  const unsigned char* name = sqlite3_column_text(st, 3);
+  p.name = name ? reinterpret_cast<const char*>(name) : "";
+  p.created_ns = static_cast<uint64_t>(sqlite3_column_int64(st, 4));
+  return p;
+}
+
+}  // namespace
+
 std::vector<RecoveryPoint> PointCatalog::list() const {
   Statement st(db_, "SELECT id, seq, kind, name, created_ns FROM points ORDER BY seq, id", path_);
   std::vector<RecoveryPoint> out;
-  while (st.step(path_)) {
-    RecoveryPoint p;
-    p.id = sqlite3_column_int64(st.get(), 0);
-    p.seq = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1));
-    int kind = sqlite3_column_int(st.get(), 2);
-    p.kind = kind >= 0 && kind <= 2 ? static_cast<PointKind>(kind) : PointKind::Crash;
-    const unsigned char* name = sqlite3_column_text(st.get(), 3);
-    p.name = name ? reinterpret_cast<const char*>(name) : "";
-    p.created_ns = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 4));
-    out.push_back(std::move(p));
-  }
+  while (st.step(path_)) out.push_back(row_point(st.get()));
   return out;
 }
 
-void PointCatalog::drop_before(uint64_t seq) {
-  Statement st(db_, "DELETE FROM points WHERE seq < ?", path_);
-  sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(seq));
+std::optional<RecoveryPoint> PointCatalog::find(int64_t id) const {
+  Statement st(db_, "SELECT id, seq, kind, name, created_ns FROM points WHERE id = ?", path_);
+  sqlite3_bind_int64(st.get(), 1, id);
+  if (!st.step(path_)) return std::nullopt;
+  return row_point(st.get());
+}
+
+void PointCatalog::drop_where(const char* sql, uint64_t value) {
+  Statement st(db_, sql, path_);
+  // SQLite integers are signed: beyond INT64_MAX every seq and time is below.
+  sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(std::min<uint64_t>(value, INT64_MAX)));
   st.step(path_);
 }
+
+void PointCatalog::drop_before(uint64_t seq) { drop_where("DELETE FROM points WHERE seq < ?", seq); }
+void PointCatalog::drop_after(uint64_t seq) { drop_where("DELETE FROM points WHERE seq > ?", seq); }
+void PointCatalog::drop_created_before(uint64_t ns) { drop_where("DELETE FROM points WHERE created_ns < ?", ns); }
 
 }  // namespace hrl

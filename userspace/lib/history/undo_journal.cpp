@@ -1,23 +1,37 @@
 #include "history/undo_journal.h"
 
 #include <endian.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include <hrl/log_format.h>
 
+#include "log/superblock.h"
 
 namespace hrl {
 namespace {
 
-constexpr uint64_t kFileMagic = 0x31444e554c524855ull;  // bytes "UHRLUND1"
+namespace fs = std::filesystem;
+
+constexpr uint64_t kFileMagic = 0x32444e554c524855ull;  // bytes "UHRLUND2"
 constexpr uint32_t kEntryMagic = 0x45444e55;             // bytes "UNDE"
 constexpr uint64_t kHeaderBytes = 4096;
 constexpr uint64_t kEntryHeader = 512;  // one sector: the image after it stays sector-aligned
+
+struct RawSegmentHeader {  // little-endian on disk
+  uint64_t magic;
+  uint8_t uuid[16];
+  uint64_t from_seq;
+  uint64_t created_ns;
+  uint64_t csum;  // of the 40 bytes before it
+};
+static_assert(sizeof(RawSegmentHeader) == 48);
 
 struct RawEntry {  // little-endian on disk
   uint32_t magic;
@@ -30,56 +44,140 @@ struct RawEntry {  // little-endian on disk
 };
 static_assert(sizeof(RawEntry) == 64);
 
+std::string segment_name(uint64_t from_seq) {
+  char name[32];
+  snprintf(name, sizeof name, "%020llu.undo", static_cast<unsigned long long>(from_seq));
+  return name;
+}
+
 }  // namespace
 
-UndoJournal::UndoJournal(const std::string& path, const std::array<uint8_t, 16>& uuid)
-    : file_(File::open(path, O_RDWR | O_CREAT)), uuid_(uuid) {
-  if (file_.size() == 0) {
-    AlignedBuffer h(kHeaderBytes);
-    uint64_t magic = htole64(kFileMagic);
-    std::memcpy(h.data(), &magic, 8);
-    std::memcpy(h.data() + 8, uuid.data(), 16);
-    file_.write_at(h.span(), 0);
-    file_.datasync();
-  }
+UndoJournal::UndoJournal(const std::string& dir, const std::array<uint8_t, 16>& uuid, uint64_t start_seq,
+                         uint64_t segment_bytes)
+    : dir_(dir), uuid_(uuid), segment_bytes_(segment_bytes) {
+  // What a reset interrupted by a crash left: the old history (.old, after
+  // the swap) or the one it was preparing (.new, before it).
+  fs::remove_all(dir_ + ".old");
+  fs::remove_all(dir_ + ".new");
+  fs::create_directories(dir_);
   load();
+  if (segments_.empty()) begin_segment(start_seq);
 }
 
 void UndoJournal::load() {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.path().extension() == ".undo") names.push_back(e.path().string());
+  std::sort(names.begin(), names.end());  // by from_seq: the names are zero-padded
+  for (size_t i = 0; i < names.size(); i++) load_segment(names[i], i + 1 == names.size());
+}
+
+// Reads a segment's header and entry headers. Only the newest can end in a
+// torn entry (a crash while appending): it is cut off there, and its images
+// are checked; older segments were complete and durable when closed.
+void UndoJournal::load_segment(const std::string& path, bool newest) {
+  auto file = std::make_shared<File>(File::open(path, O_RDWR));
   AlignedBuffer h(kHeaderBytes);
-  file_.read_at(h.span(), 0);
-  uint64_t magic;
-  std::memcpy(&magic, h.data(), 8);
-  if (le64toh(magic) != kFileMagic) throw std::runtime_error(file_.path() + ": not an hrl undo journal");
-  if (std::memcmp(h.data() + 8, uuid_.data(), 16) != 0)
-    throw std::runtime_error(file_.path() + ": the undo journal of another volume");
-  entries_.clear();
-  uint64_t off = kHeaderBytes, size = file_.size();
+  uint64_t size = file->size();
+  RawSegmentHeader sh{};
+  if (size >= kHeaderBytes) {
+    file->read_at(h.span(), 0);
+    std::memcpy(&sh, h.data(), sizeof sh);
+  }
+  if (size < kHeaderBytes || le64toh(sh.magic) != kFileMagic || XXH64(&sh, 40, 0) != le64toh(sh.csum)) {
+    if (newest && size <= kHeaderBytes) {  // begun, not finished, when the daemon died: it held nothing
+      fs::remove(path);
+      return;
+    }
+    throw std::runtime_error(path + ": not an hrl undo journal segment");
+  }
+  if (std::memcmp(sh.uuid, uuid_.data(), 16) != 0) throw std::runtime_error(path + ": the undo journal of another volume");
+  Segment seg{file, le64toh(sh.from_seq), le64toh(sh.created_ns), kHeaderBytes};
+  if (seg.from_seq != last_seq_or(seg.from_seq))
+    throw std::runtime_error(path + ": begins after seq " + std::to_string(seg.from_seq) + " but the segment before it ends at " +
+                             std::to_string(last_seq()) + ": the undo journal has a gap");
+  const size_t index = dropped_ + segments_.size();
+  uint64_t off = kHeaderBytes, last = seg.from_seq;
   AlignedBuffer hdr(kEntryHeader);
   std::vector<std::byte> image;
   while (off + kEntryHeader <= size) {
-    file_.read_at(hdr.span(), off);
+    file->read_at(hdr.span(), off);
     RawEntry e;
     std::memcpy(&e, hdr.data(), sizeof e);
     if (le32toh(e.magic) != kEntryMagic || XXH64(&e, 56, 0) != le64toh(e.header_csum)) break;
     uint64_t bytes = uint64_t{le32toh(e.sectors)} * HRL_SECTOR_SIZE;
     if (off + kEntryHeader + bytes > size) break;
-    image.resize(bytes);
-    file_.read_at(image, off + kEntryHeader);
-    if (XXH64(image.data(), bytes, 0) != le64toh(e.image_csum)) break;  // torn by a crash
+    if (newest) {
+      image.resize(bytes);
+      file->read_at(image, off + kEntryHeader);
+      if (XXH64(image.data(), bytes, 0) != le64toh(e.image_csum)) break;  // torn by a crash
+    }
     uint64_t seq = le64toh(e.seq);
-    if (!entries_.empty() && seq <= entries_.back().seq) break;
-    entries_.push_back({seq, le64toh(e.sector), le32toh(e.sectors), off + kEntryHeader});
+    if (seq <= last) break;
+    entries_.push_back({seq, le64toh(e.sector), le32toh(e.sectors), off + kEntryHeader, index});
+    last = seq;
     off += kEntryHeader + bytes;
   }
-  end_ = off;
-  if (size > end_ && ::ftruncate(file_.fd(), static_cast<off_t>(end_)) < 0) throw_errno(errno, "truncate " + file_.path());
+  if (off < size) {
+    if (!newest) throw std::runtime_error(path + ": a damaged entry at offset " + std::to_string(off));
+    if (::ftruncate(file->fd(), static_cast<off_t>(off)) < 0) throw_errno(errno, "truncate " + path);
+  }
+  seg.end = off;
+  segments_.push_back(std::move(seg));
+}
+
+uint64_t UndoJournal::last_seq_or(uint64_t none) const {
+  return segments_.empty() ? none : last_seq();
+}
+
+// Starts the segment that takes the records after from_seq, durable before
+// any entry goes in.
+void UndoJournal::begin_segment(uint64_t from_seq) {
+  const std::string path = dir_ + "/" + segment_name(from_seq);
+  auto file = std::make_shared<File>(File::open(path, O_RDWR | O_CREAT | O_TRUNC));
+  AlignedBuffer h(kHeaderBytes);
+  RawSegmentHeader sh{};
+  sh.magic = htole64(kFileMagic);
+  std::memcpy(sh.uuid, uuid_.data(), 16);
+  sh.from_seq = htole64(from_seq);
+  const uint64_t now = now_realtime_ns();
+  sh.created_ns = htole64(now);
+  sh.csum = htole64(XXH64(&sh, 40, 0));
+  std::memcpy(h.data(), &sh, sizeof sh);
+  file->write_at(h.span(), 0);
+  file->datasync();
+  sync_directory(dir_);
+  segments_.push_back({file, from_seq, now, kHeaderBytes});
+}
+
+uint64_t UndoJournal::size_bytes() const {
+  uint64_t n = 0;
+  for (const Segment& s : segments_) n += s.end;
+  return n;
+}
+
+std::vector<UndoJournal::SegmentInfo> UndoJournal::segments() const {
+  std::vector<SegmentInfo> out;
+  for (const Segment& s : segments_) out.push_back({s.from_seq, s.created_ns, s.end});
+  return out;
+}
+
+void UndoJournal::drop_oldest_segment() {
+  if (segments_.size() < 2) return;
+  fs::remove(segments_.front().file->path());
+  sync_directory(dir_);
+  while (!entries_.empty() && entries_.front().segment == dropped_) entries_.pop_front();
+  segments_.pop_front();
+  dropped_++;
 }
 
 void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch) {
+  if (segments_.back().end >= segment_bytes_ && last_seq() > segments_.back().from_seq) begin_segment(last_seq());
+  Segment& seg = segments_.back();
+  const size_t index = dropped_ + segments_.size() - 1;
   std::vector<std::byte> out;
   std::vector<Entry> added;
-  uint64_t at = end_;
+  uint64_t at = seg.end;
   for (size_t i = 0; i < batch.size(); i++) {
     const RecordHeader& h = batch[i].header;
     if ((h.type != HRL_REC_WRITE && h.type != HRL_REC_DISCARD) || h.seq <= last_seq()) continue;
@@ -109,36 +207,63 @@ void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch)
     out.resize(base + kEntryHeader + bytes);
     std::memcpy(out.data() + base, &e, sizeof e);
     std::memcpy(out.data() + base + kEntryHeader, before.data(), bytes);
-    added.push_back({h.seq, h.sector, h.nr_sectors, at + kEntryHeader});
+    added.push_back({h.seq, h.sector, h.nr_sectors, at + kEntryHeader, index});
     at += kEntryHeader + bytes;
   }
   if (added.empty()) return;
-  file_.write_at(out, end_);
-  file_.datasync();  // before the replica changes
-  end_ = at;
+  seg.file->write_at(out, seg.end);
+  seg.file->datasync();  // before the replica changes
+  seg.end = at;
   entries_.insert(entries_.end(), added.begin(), added.end());
 }
 
-void UndoJournal::roll_back(const File& image, uint64_t at, uint64_t target) const {
-  // Records after last_seq() that the image holds carried no data (MARK, PAD, flushes).
-  if (target > at || (!entries_.empty() && target + 1 < first_seq()))
-    throw std::runtime_error("undo: cannot go from seq " + std::to_string(at) + " back to " + std::to_string(target) +
-                             "; the journal covers " + std::to_string(first_seq()) + ".." + std::to_string(last_seq()));
-  for (auto it = entries_.rbegin(); it != entries_.rend(); ++it) {
-    if (it->seq > at) continue;
-    if (it->seq <= target) break;
-    AlignedBuffer bytes(uint64_t{it->sectors} * HRL_SECTOR_SIZE);  // the image may be O_DIRECT
-    file_.read_at(bytes.span(), it->offset);
-    image.write_at(bytes.span(), it->sector * HRL_SECTOR_SIZE);
+std::vector<UndoJournal::Undo> UndoJournal::plan_back_to(uint64_t target) const {
+  if (target < from_seq())
+    throw std::runtime_error("undo: cannot go back to seq " + std::to_string(target) + "; the history kept begins at seq " +
+                             std::to_string(from_seq()));
+  std::vector<Undo> plan;
+  for (auto it = entries_.rbegin(); it != entries_.rend() && it->seq > target; ++it)
+    plan.push_back({segments_[it->segment - dropped_].file, it->offset, it->seq, it->sector, it->sectors});
+  return plan;
+}
+
+void UndoJournal::apply(const std::vector<Undo>& plan, const File& image) {
+  for (const Undo& u : plan) {
+    AlignedBuffer bytes(uint64_t{u.sectors} * HRL_SECTOR_SIZE);  // the image may be O_DIRECT
+    u.segment->read_at(bytes.span(), u.offset);
+    image.write_at(bytes.span(), u.sector * HRL_SECTOR_SIZE);
   }
   image.datasync();
 }
 
-void UndoJournal::reset() {
-  if (::ftruncate(file_.fd(), static_cast<off_t>(kHeaderBytes)) < 0) throw_errno(errno, "truncate " + file_.path());
-  file_.datasync();
+void UndoJournal::roll_back(const File& image, uint64_t at, uint64_t target) const {
+  // Records after last_seq() that the image holds carried no data (MARK, PAD, flushes).
+  if (target > at)
+    throw std::runtime_error("undo: cannot go from seq " + std::to_string(at) + " forward to " + std::to_string(target));
+  std::vector<Undo> plan = plan_back_to(target);
+  std::erase_if(plan, [at](const Undo& u) { return u.seq > at; });
+  apply(plan, image);
+}
+
+void UndoJournal::reset(uint64_t start_seq) {
+  // The new, empty history is made beside the old one, then the two swap in
+  // one rename: a crash leaves one or the other, never a mix.
+  const std::string fresh = dir_ + ".new";
+  fs::remove_all(fresh);
+  fs::create_directories(fresh);
+  std::string live = dir_;
+  dir_ = fresh;
+  segments_.clear();
   entries_.clear();
-  end_ = kHeaderBytes;
+  dropped_ = 0;
+  begin_segment(start_seq);
+  dir_ = live;
+  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, dir_.c_str(), RENAME_EXCHANGE) < 0)
+    throw_errno(errno, "swap " + fresh + " with " + dir_);
+  sync_directory(fs::path(dir_).parent_path().string());
+  fs::remove_all(fresh);  // the old history now
+  // The same file, under its name in the live directory.
+  segments_.back().file = std::make_shared<File>(File::open(dir_ + "/" + segment_name(start_seq), O_RDWR));
 }
 
 }  // namespace hrl

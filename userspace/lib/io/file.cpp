@@ -120,4 +120,9 @@ AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
   mem_.reset(static_cast<std::byte*>(p));
 }
 
+void sync_directory(const std::string& dir) {
+  File d = File::open(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
+  if (::fsync(d.fd()) < 0) throw_errno(errno, "fsync " + d.path());
+}
+
 }  // namespace hrl

@@ -57,6 +57,9 @@ class File {
   std::string path_;
 };
 
+// fsync(2) of a directory: a file created, renamed or unlinked in it stays so.
+void sync_directory(const std::string& dir);
+
 // Memory aligned for O_DIRECT (4 KiB covers 512e and 4Kn devices).
 class AlignedBuffer {
  public:

@@ -39,6 +39,10 @@ std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
       s.resync = ResyncCheckpoint{r.at("mode"), r.at("regions"), r.at("reason"), r.at("take_seq"), r.at("cursor"),
                                   r.value("started_ns", uint64_t{0})};
     }
+    if (j.contains("promoted")) {
+      const auto& p = j["promoted"];
+      s.promoted = Promotion{p.at("seq"), p.at("at_ns"), p.at("complete"), p.at("committed")};
+    }
     return s;
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": damaged replica state (" + e.what() + ")");
@@ -54,6 +58,11 @@ void ReplicaState::save(const std::string& path) const {
   if (resync)
     j["resync"] = {{"mode", resync->mode},         {"regions", resync->regions}, {"reason", resync->reason},
                    {"take_seq", resync->take_seq}, {"cursor", resync->cursor},   {"started_ns", resync->started_ns}};
+  if (promoted)
+    j["promoted"] = {{"seq", promoted->seq},
+                     {"at_ns", promoted->at_ns},
+                     {"complete", promoted->complete},
+                     {"committed", promoted->committed}};
   std::string text = j.dump(2) + "\n";
   std::string tmp = path + ".tmp";
   {
@@ -62,9 +71,7 @@ void ReplicaState::save(const std::string& path) const {
     f.datasync();
   }
   if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno(errno, "rename " + tmp);
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  File d = File::open(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
-  if (::fsync(d.fd()) < 0) throw_errno(errno, "fsync " + dir);
+  sync_directory(std::filesystem::path(path).parent_path().string());
 }
 
 }  // namespace hrl

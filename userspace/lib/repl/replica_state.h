@@ -23,6 +23,17 @@ struct ResyncCheckpoint {
   bool operator==(const ResyncCheckpoint&) const = default;
 };
 
+// An unplanned failover made the replica a volume of its own: it went back
+// to the image after record seq and took the next generation, so the old
+// primary's records are refused. Committed: final, its history is gone.
+struct Promotion {
+  uint64_t seq = 0;
+  uint64_t at_ns = 0;
+  bool complete = false;  // the replica is back at seq (before: redo the roll back)
+  bool committed = false;
+  bool operator==(const Promotion&) const = default;
+};
+
 struct ReplicaState {
   std::array<uint8_t, 16> uuid{};
   uint64_t generation = 0;
@@ -32,6 +43,7 @@ struct ReplicaState {
   // crash-consistent again once records up to consistent_seq are applied.
   std::optional<ResyncCheckpoint> resync;
   uint64_t consistent_seq = 0;
+  std::optional<Promotion> promoted;
   bool consistent() const { return !resync && durable_seq >= consistent_seq; }
 
   // Empty when the file does not exist (a replica that follows no volume yet).

@@ -6,8 +6,7 @@
 #include <thread>
 
 #include "dm/dm_control.h"
-#include "history/point_catalog.h"
-#include "history/undo_journal.h"
+#include "history/history.h"
 #include "io/file.h"
 #include "log/dirty_bitmap.h"
 #include "log/log_reader.h"
@@ -495,6 +494,11 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
   if (state && state->uuid != hello.uuid)
     refuse(peer, proto::RefuseCode::WrongVolume,
            "this replica follows volume " + uuid_string(state->uuid) + ", not " + uuid_string(hello.uuid));
+  if (state && state->promoted)
+    refuse(peer, proto::RefuseCode::Generation,
+           "volume " + uuid_string(state->uuid) + " was failed over to this site at seq " +
+               std::to_string(state->promoted->seq) + " (generation " + std::to_string(state->generation) +
+               "): this site is its primary now; reprotect to replicate again");
   if (state && state->generation != hello.generation)
     refuse(peer, proto::RefuseCode::Generation,
            "the replica is at generation " + std::to_string(state->generation) + ", the primary at " +
@@ -507,7 +511,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     // A new pair: the replica starts where the primary's log starts and,
     // unless the log says both sides began equal, needs a whole-device
     // resync (take_seq 0: not started; the primary chooses where it starts).
-    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, std::nullopt, 0};
+    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, std::nullopt, 0, std::nullopt};
     if (!hello.in_sync_from_start)
       state->resync = ResyncCheckpoint{static_cast<uint32_t>(ResyncMode::Checksum),
                                        static_cast<uint32_t>(ResyncRegions::Device), HRL_REASON_NEW_VOLUME, 0, 0,
@@ -532,23 +536,28 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
 
   const uint64_t seed = hrl_csum_seed(state->uuid.data());
   auto io = make_io_backend(opt.backend, 32);
-  std::optional<UndoJournal> undo;
-  if (!opt.undo_path.empty()) undo.emplace(opt.undo_path, state->uuid);
-  std::optional<PointCatalog> points;
-  if (undo && !opt.catalog_path.empty()) points.emplace(opt.catalog_path);
-  auto last_point = std::chrono::steady_clock::now();
+  History* history = opt.history;
+  if (history) history->open(state->uuid, state->durable_seq);
+  auto last_point = std::chrono::steady_clock::now(), last_prune = last_point;
   uint64_t last_point_seq = state->durable_seq;
-  // A crash-consistent point every point_interval, when the replica is consistent and has moved.
-  auto maybe_crash_point = [&] {
-    if (!points || !state->consistent() || state->durable_seq == last_point_seq ||
-        std::chrono::steady_clock::now() - last_point < std::chrono::duration<double>(opt.point_interval))
+  // A crash-consistent point every point_interval, when the replica is
+  // consistent and has moved; retention once a second.
+  auto keep_history = [&] {
+    if (!history) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_prune >= 1s) {
+      history->prune(now_realtime_ns());
+      last_prune = now;
+    }
+    if (!state->consistent() || state->durable_seq == last_point_seq ||
+        now - last_point < std::chrono::duration<double>(opt.point_interval))
       return;
-    points->add(state->durable_seq, PointKind::Crash, "", now_realtime_ns());
-    last_point = std::chrono::steady_clock::now();
+    history->add_point(state->durable_seq, PointKind::Crash, "");
+    last_point = now;
     last_point_seq = state->durable_seq;
   };
   while (!stop) {
-    maybe_crash_point();
+    keep_history();
     if (!peer.readable(200ms)) continue;
     try {
       f = peer.receive();
@@ -587,10 +596,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
         stats.inconsistent = true;
       }
       // A pass changes the replica without before-images: the history before it cannot be rebuilt.
-      if (undo && begin.mode != ResyncMode::Verify) {
-        undo->reset();
-        if (points) points->drop_before(begin.take_seq);
-      }
+      if (history && begin.mode != ResyncMode::Verify) history->restart(begin.take_seq - 1);
       run_resync_secondary(peer, begin, replica, *state, opt.state_path, opt.backend, stop, stats.resync);
       stats.inconsistent = !state->consistent();
       continue;
@@ -607,20 +613,20 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     }
     std::vector<LogRecord> batch;
     for (const auto& br : records) batch.push_back(LogRecord{br.header, 0, br.payload});
-    if (undo) undo->capture(replica, batch);  // durable before the replica changes
+    if (history) history->capture(replica, batch);  // durable before the replica changes
     RecordApplier applier(replica, state->data_sectors, *io);
     for (const auto& rec : batch) applier.apply(rec);
     applier.finish();  // applied and fdatasync'ed
     state->durable_seq = records.back().header.seq;
     state->save(opt.state_path);  // durable before it is acknowledged
-    if (points && state->consistent())  // a MARK names the image after it
+    if (history && state->consistent())  // a MARK names the image after it
       for (const auto& rec : batch)
         if (rec.header.type == HRL_REC_MARK) {
           std::string name(reinterpret_cast<const char*>(rec.payload.data()), rec.payload.size());
           name = name.substr(0, name.find('\0'));
           bool app = name.rfind(kAppPointPrefix, 0) == 0;
-          points->add(rec.header.seq, app ? PointKind::App : PointKind::Named,
-                      app ? name.substr(std::string(kAppPointPrefix).size()) : name, now_realtime_ns());
+          history->add_point(rec.header.seq, app ? PointKind::App : PointKind::Named,
+                             app ? name.substr(std::string(kAppPointPrefix).size()) : name);
         }
     peer.send(FrameType::Durable, proto::encode(proto::Durable{state->durable_seq}));
     stats.durable_seq = state->durable_seq;

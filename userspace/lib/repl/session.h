@@ -17,6 +17,8 @@
 
 namespace hrl {
 
+class History;
+
 class SessionError : public std::runtime_error {
  public:
   SessionError(const std::string& what, bool recoverable) : std::runtime_error(what), recoverable_(recoverable) {}
@@ -88,10 +90,8 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
 struct SecondaryOptions {
   std::string replica_path;
   std::string state_path;
-  // Where the replica's before-images go (history/undo_journal.h) and its
-  // recovery points (history/point_catalog.h); empty: no history.
-  std::string undo_path;
-  std::string catalog_path;
+  // The replica's before-images and recovery points; null: no history.
+  History* history = nullptr;
   double point_interval = 300;  // seconds between crash-consistent points
   std::string node;
   IoBackendKind backend = IoBackendKind::Auto;

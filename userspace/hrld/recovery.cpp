@@ -1,0 +1,245 @@
+#include "recovery.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <thread>
+
+#include "dm/dm_control.h"
+#include "history/point_image.h"
+#include "io/fs_freeze.h"
+#include "log/superblock.h"
+#include "repl/replica_state.h"
+
+namespace hrl {
+namespace {
+
+using namespace std::chrono_literals;
+
+nlohmann::json fail(const std::string& why) { return {{"ok", false}, {"error", why}}; }
+
+bool is_secondary(const VolumeRuntime& v) { return v.config.role == VolumeConfig::Role::Secondary; }
+
+std::string default_test_image(const VolumeRuntime& v) {
+  return v.config.state_dir + "/" + v.config.name + "-test-failover.img";
+}
+
+// A point by id, or the newest; an error naming what retention keeps.
+std::optional<RecoveryPoint> find_point(History& h, int64_t id, std::string& why) {
+  auto points = h.points();
+  if (points.empty()) {
+    why = "no recovery point has been taken yet";
+    return std::nullopt;
+  }
+  if (!id) return points.back();
+  if (auto p = h.point(id)) return p;
+  why = "no point #" + std::to_string(id) + ": it is outside the retention window or never existed (the oldest kept is #" +
+        std::to_string(points.front().id) + ", see hrlctl points)";
+  return std::nullopt;
+}
+
+// The replica mixes old and new blocks during a resync: no image from it.
+std::string resyncing(const VolumeRuntime& v, const ReplicaState& st) {
+  if (!st.resync && st.consistent() && !v.stats.inconsistent) return {};
+  return "volume " + v.config.name + " is resyncing: its replica mixes old and new blocks until the pass and the records "
+         "after it are applied; no failover until then";
+}
+
+}  // namespace
+
+nlohmann::json create_point(VolumeRuntime& v, const nlohmann::json& req) {
+  const std::string& name = v.config.name;
+  if (is_secondary(v)) return fail("volume " + name + " is a secondary here: points are taken on its primary");
+  if (v.config.device.empty())
+    return fail("volume " + name + "'s log is written by a user-space LogWriter, not dm-hrl: its writer puts its marks in the log");
+  std::string point = req.value("name", "");
+  std::string freeze = req.value("freeze", "");
+  auto timeout = std::chrono::milliseconds(req.value("timeout_ms", 10000));
+  std::string full = (freeze.empty() ? "" : kAppPointPrefix) + point;
+  if (point.empty() || full.size() > HRL_MARK_NAME_MAX ||
+      std::any_of(point.begin(), point.end(), [](unsigned char c) { return std::isspace(c) || !std::isprint(c); }))
+    return fail("a point's name is 1 to 250 printable characters without spaces, not '" + point + "'");
+  if (point.rfind(kAppPointPrefix, 0) == 0)
+    return fail(std::string("'") + kAppPointPrefix + "' starts the names of app-consistent points: use --freeze");
+  try {
+    auto mark = [&] { return dm_message(v.config.device, "mark " + full); };
+    std::string seq;
+    if (freeze.empty()) {
+      seq = mark();
+    } else {
+      check_mounted_on(freeze, v.config.data);
+      seq = while_frozen(freeze, timeout, mark);
+    }
+    return {{"ok", true}, {"seq", std::stoull(seq)}, {"kind", freeze.empty() ? "named" : "app-consistent"}};
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+}
+
+nlohmann::json start_test_failover(VolumeRuntime& v, const nlohmann::json& req) {
+  const std::string& name = v.config.name;
+  if (!is_secondary(v)) return fail("volume " + name + " is the primary here: a test failover is run on its secondary");
+  if (!v.history) return fail("volume " + name + " keeps no history here (history = false): there are no points to test");
+  auto& tf = v.test_failover;
+  std::lock_guard lock(tf.mu);
+  if (tf.state == "building") return fail("the test failover image of " + name + " is being built");
+  if (tf.state == "ready")
+    return fail("a test failover image of " + name + " exists (" + tf.image + "): hrlctl failover " + name +
+                " --cleanup removes it first");
+  auto st = ReplicaState::load(v.state_path());
+  if (!st) return fail("volume " + name + "'s replica follows no primary yet");
+  if (st->promoted) return fail("volume " + name + " was failed over to this site: test the volume itself");
+  if (auto why = resyncing(v, *st); !why.empty()) return fail(why);
+  v.history->open(st->uuid, st->durable_seq);
+  std::string why;
+  auto point = find_point(*v.history, req.value("point", int64_t{0}), why);
+  if (!point) return fail(why);
+  if (tf.worker.joinable()) tf.worker.join();
+  tf.state = "building";
+  tf.point_id = point->id;
+  tf.seq = point->seq;
+  tf.image = req.value("image", default_test_image(v));
+  tf.error.clear();
+  tf.progress.total_bytes = tf.progress.copied_bytes = tf.progress.undone_bytes = 0;
+  tf.worker = std::thread([&v, seq = point->seq, image = tf.image] {
+    std::string error;
+    try {
+      build_point_image(*v.history, v.config.replica, seq, image, &v.test_failover.progress);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    std::lock_guard done(v.test_failover.mu);
+    v.test_failover.state = error.empty() ? "ready" : "failed";
+    v.test_failover.error = error;
+  });
+  return {{"ok", true}, {"point", point->id}, {"seq", point->seq}, {"image", tf.image}};
+}
+
+nlohmann::json cleanup_test_failover(VolumeRuntime& v) {
+  const std::string& name = v.config.name;
+  if (!is_secondary(v)) return fail("volume " + name + " is the primary here: a test failover lives on its secondary");
+  auto& tf = v.test_failover;
+  std::lock_guard lock(tf.mu);
+  if (tf.state == "building") return fail("the test failover image of " + name + " is still being built");
+  std::string image = tf.state == "none" ? default_test_image(v) : tf.image;
+  struct stat sb;
+  bool exists = ::stat(image.c_str(), &sb) == 0;
+  if (tf.state == "none" && !exists) return fail("volume " + name + " has no test failover to clean up");
+  // A file made for the test goes; a device the operator named stays, as it is.
+  if (exists && S_ISREG(sb.st_mode) && ::unlink(image.c_str()) < 0)
+    return fail("remove " + image + ": " + std::system_category().message(errno));
+  tf.state = "none";
+  tf.error.clear();
+  return {{"ok", true}, {"image", image}, {"removed", exists && S_ISREG(sb.st_mode)}};
+}
+
+nlohmann::json test_failover_status(const VolumeRuntime& v) {
+  auto& tf = v.test_failover;
+  std::lock_guard lock(tf.mu);
+  return {{"state", tf.state},
+          {"point", tf.point_id},
+          {"seq", tf.seq},
+          {"image", tf.image},
+          {"error", tf.error},
+          {"total_bytes", tf.progress.total_bytes.load()},
+          {"copied_bytes", tf.progress.copied_bytes.load()},
+          {"undone_bytes", tf.progress.undone_bytes.load()}};
+}
+
+// Rolls the replica back to the promotion's seq and records it done. The
+// state says where it goes before the replica changes: after a crash the
+// roll back runs again, and writing the same before-images again over a
+// partly rolled-back replica ends at the same image.
+static void complete_promotion(VolumeRuntime& v, ReplicaState& st) {
+  if (v.history) {
+    v.history->open(st.uuid, st.durable_seq);
+    roll_back_replica(*v.history, v.config.replica, st.promoted->seq);
+    v.history->forget_after(st.promoted->seq);
+  }
+  st.durable_seq = st.promoted->seq;
+  st.consistent_seq = std::min(st.consistent_seq, st.durable_seq);
+  st.promoted->complete = true;
+  st.save(v.state_path());
+}
+
+nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req) {
+  const std::string& name = v.config.name;
+  if (!is_secondary(v))
+    return fail("volume " + name + " is the primary here: an unplanned failover promotes its secondary, on that site");
+  {
+    std::lock_guard lock(v.test_failover.mu);
+    if (v.test_failover.state == "building") return fail("the test failover image of " + name + " is being built");
+  }
+  auto st = ReplicaState::load(v.state_path());
+  if (!st) return fail("volume " + name + "'s replica follows no primary yet: there is nothing to fail over to");
+  if (st->promoted && st->promoted->committed)
+    return fail("volume " + name + " was failed over at seq " + std::to_string(st->promoted->seq) + " and committed");
+  if (auto why = resyncing(v, *st); !why.empty()) return fail(why);
+  const int64_t id = req.value("point", int64_t{0});
+  std::optional<RecoveryPoint> point;
+  if (id) {
+    if (!v.history) return fail("volume " + name + " keeps no history here (history = false): only the latest image");
+    v.history->open(st->uuid, st->durable_seq);
+    std::string why;
+    if (!(point = find_point(*v.history, id, why))) return fail(why);
+    if (st->promoted && point->seq > st->promoted->seq)
+      return fail("volume " + name + " went back to seq " + std::to_string(st->promoted->seq) +
+                  " when it failed over; it cannot go forward to point #" + std::to_string(id) + " at seq " +
+                  std::to_string(point->seq));
+  }
+  // End the session with the primary; none starts until the state says promoted.
+  v.hold_sessions = true;
+  struct Release {
+    VolumeRuntime& v;
+    ~Release() { v.hold_sessions = false; }
+  } release{v};
+  for (auto until = std::chrono::steady_clock::now() + 15s; v.in_session;) {
+    if (std::chrono::steady_clock::now() > until) return fail("the session with the primary did not end within 15 s");
+    std::this_thread::sleep_for(20ms);
+  }
+  try {
+    st = ReplicaState::load(v.state_path());  // the session may have applied more since
+    const uint64_t seq = point ? point->seq : st->promoted ? st->promoted->seq : st->durable_seq;
+    if (!st->promoted) {
+      st->generation++;  // the old primary's records are another lineage now
+      st->promoted = Promotion{seq, now_realtime_ns(), false, false};
+    } else {
+      st->promoted->seq = seq;
+      st->promoted->complete = false;
+    }
+    st->save(v.state_path());
+    complete_promotion(v, *st);
+    return {{"ok", true}, {"seq", seq}, {"generation", st->generation}};
+  } catch (const std::exception& e) {
+    return fail(std::string("the failover did not finish: ") + e.what() + "; hrlctl failover " + name + " retries it");
+  }
+}
+
+nlohmann::json commit_failover(VolumeRuntime& v) {
+  const std::string& name = v.config.name;
+  if (!is_secondary(v)) return fail("volume " + name + " is the primary here: a failover is committed on the site it went to");
+  auto st = ReplicaState::load(v.state_path());
+  if (!st || !st->promoted) return fail("volume " + name + " has not been failed over: there is nothing to commit");
+  if (!st->promoted->complete) return fail("the failover of " + name + " did not finish: run hrlctl failover " + name + " again");
+  if (st->promoted->committed) return fail("the failover of " + name + " is already committed");
+  try {
+    if (v.history) {
+      v.history->open(st->uuid, st->durable_seq);
+      v.history->clear(st->promoted->seq);  // the volume is written without before-images from now on
+    }
+    st->promoted->committed = true;
+    st->save(v.state_path());
+    return {{"ok", true}, {"seq", st->promoted->seq}};
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+}
+
+void finish_interrupted_failover(VolumeRuntime& v) {
+  auto st = ReplicaState::load(v.state_path());
+  if (st && st->promoted && !st->promoted->complete) complete_promotion(v, *st);
+}
+
+}  // namespace hrl
