@@ -45,6 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       case FrameType::ResyncEnd: decode_resync_end(raw); break;
       case FrameType::ResyncDone: decode_resync_done(raw); break;
+      case FrameType::Promote:
+      case FrameType::Promoted: decode_promote(raw); break;
     }
   } catch (const ProtocolError&) {
   }

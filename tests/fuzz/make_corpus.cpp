@@ -37,6 +37,7 @@ static void protocol_seeds(const std::string& dir) {
   write_seed(dir + "/welcome", make_frame(FrameType::Welcome, encode(Welcome{h.uuid, 1, 5, 0, 0, 0, 0, 0, "secondary"}), 0));
   write_seed(dir + "/refuse", make_frame(FrameType::Refuse, encode(Refuse{RefuseCode::Gap, "gone"}), 0));
   write_seed(dir + "/durable", make_frame(FrameType::Durable, encode(Durable{7}), 0));
+  write_seed(dir + "/promote", make_frame(FrameType::Promote, encode(Promote{3, 1234}), 0));
   BatchBuilder b(0x1234);
   std::vector<std::byte> data(2048, std::byte{0x5a});
   for (uint64_t seq = 1; seq <= 4; seq++) {

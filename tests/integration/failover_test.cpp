@@ -13,9 +13,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "log/format_log.h"
+#include "net/tls.h"
+#include "resync/compare.h"
 #include "log/log_writer.h"
 #include "repl/replica_state.h"
 #include "daemon.h"
@@ -199,6 +202,172 @@ TEST_F(Failover, AResyncingReplicaIsRefused) {
   ASSERT_TRUE(after);
   EXPECT_FALSE(after->promoted);
   EXPECT_EQ(after->resync, s.resync);
+}
+
+// Both sites configured for either role: site-a is the volume's home.
+class FullCycle : public Failover {
+ protected:
+  std::string log_b = test::make_file(dir.file("log-b.img"), 24 << 20);
+  std::string state_a = dir.file("a/db0.state");
+  uint16_t port_a = 0;
+
+  void SetUp() override {
+    Failover::SetUp();
+    std::filesystem::create_directories(dir.file("a"));
+    {
+      Listener probe("127.0.0.1:0");
+      port_a = probe.port();
+    }
+    conf = test::write_pair_configs(
+        dir.path(), log, data, replica,
+        "listen = \"127.0.0.1:" + std::to_string(port_a) + "\"\nreplica = \"" + data + "\"\nstate_dir = \"" + dir.file("a") + "\"\n",
+        "point_interval = 0.2\nlog = \"" + log_b + "\"\ndata = \"" + replica + "\"\npeer = \"127.0.0.1:" +
+            std::to_string(port_a) + "\"\npeer_name = \"site-a\"\n");
+  }
+  static uint64_t durable_in(const std::string& path) {
+    try {
+      auto s = ReplicaState::load(path);
+      return s && s->consistent() ? s->durable_seq : 0;
+    } catch (const std::exception&) {
+      return 0;  // being replaced
+    }
+  }
+  void wait_durable(const std::string& path, uint64_t seq) {
+    auto until = std::chrono::steady_clock::now() + 60s;
+    while (durable_in(path) < seq && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+    ASSERT_GE(durable_in(path), seq) << slurp(dir.file("primary.log")) << slurp(dir.file("secondary.log"));
+  }
+  void wait_role(const std::string& sock, const std::string& role) {
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while (volume(sock)["role"] != role && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(50ms);
+    ASSERT_EQ(volume(sock)["role"], role);
+  }
+  // Writes through a LogWriter and closes it; returns the last seq.
+  uint64_t write_and_close(const std::string& lg, const std::string& dt, uint64_t seed, unsigned n) {
+    LogWriter w(lg, dt);
+    std::mt19937_64 rng(seed);
+    uint64_t last = write_some(w, rng, n);
+    w.close();
+    return last;
+  }
+};
+
+// Unplanned failover at a point, writes on the promoted site, reprotect (a
+// checksum resync moves about what differs), replication back, failback (a
+// planned failover home), replication home, and a planned failover away
+// again: the two sites' data are equal at every step.
+TEST_F(FullCycle, FailoverReprotectAndFailbackKeepTheSitesEqual) {
+  Daemon secondary(conf.secondary, dir.file("secondary.log"), "io_uring");
+  Daemon primary(conf.primary, dir.file("primary.log"), "io_uring");
+  uint64_t last;
+  {
+    LogWriter w(log, data);
+    std::mt19937_64 rng(51);
+    write_some(w, rng, 150);
+    last = w.mark("before-upgrade");
+    const uint64_t at_mark = test::file_checksum(data);
+    write_some(w, rng, 100);  // the bad upgrade: replicated, then undone by the failover
+    last = w.status().head_seq - 1;
+    w.close();
+    wait_for(last);
+    int st = 0;
+    std::string out = run_hrlctl("failover db0 --point " + points()["before-upgrade"]["id"].dump() + " " + bsock, &st);
+    ASSERT_EQ(st, 0) << out;
+    ASSERT_EQ(test::file_checksum(replica), at_mark);
+  }
+  int st = 0;
+  std::string out = run_hrlctl("commit db0 " + bsock, &st);
+  ASSERT_EQ(st, 0) << out;
+  expect_refused("failback db0 " + bsock, "is a secondary here");
+  // The application runs on site-b, writing the promoted replica directly.
+  std::set<uint64_t> written_on_b;
+  {
+    std::mt19937_64 rng(52);
+    File r = File::open(replica, O_RDWR);
+    for (int i = 0; i < 300; i++) {
+      uint64_t blk = rng() % (kSize / 4096);
+      r.write_at(test::random_bytes(rng, 4096), blk * 4096);
+      written_on_b.insert(blk);
+    }
+    r.datasync();
+  }
+  uint64_t differing = 0;
+  for (const ByteRange& r : differing_ranges(File::open(data, O_RDONLY), File::open(replica, O_RDONLY))) differing += r.length;
+  ASSERT_GT(differing, 0u);
+
+  // Reprotect, both sites: site-b is the primary of the reversed pair.
+  out = run_hrlctl("reprotect db0 " + bsock, &st);
+  ASSERT_EQ(st, 0) << out;
+  out = run_hrlctl("reprotect db0 " + asock, &st);
+  ASSERT_EQ(st, 0) << out;
+  wait_role(bsock, "primary");
+  wait_role(asock, "secondary");
+  for (auto until = std::chrono::steady_clock::now() + 60s;;) {  // the checksum resync
+    std::optional<ReplicaState> a;
+    try {
+      a = ReplicaState::load(state_a);
+    } catch (const std::exception&) {  // being replaced
+    }
+    if (a && !a->resync && a->generation == 2) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << slurp(dir.file("primary.log")) << slurp(dir.file("secondary.log"));
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(test::compare_files(data, replica), "") << "after reprotect";
+  json resync = volume(bsock)["resync"];
+  const uint64_t wire = resync["wire_bytes"];
+  EXPECT_EQ(resync["differing_bytes"].get<uint64_t>(), differing);
+  EXPECT_LE(wire, differing + differing / 10 + (64 << 10)) << "reprotect moved more than what differed";
+  EXPECT_GE(wire, written_on_b.size() * 4096 * 95 / 100) << "site-b's random blocks did not all travel";
+  last = write_and_close(log_b, replica, 53, 120);  // replicated to site-a
+  wait_durable(state_a, last);
+  EXPECT_EQ(test::compare_files(data, replica), "") << "replicating back";
+
+  // Refusals that change nothing.
+  expect_refused("failback db0 " + asock, "is a secondary here");
+  expect_refused("reprotect db0 " + asock, "was not failed over to this site");
+  {
+    LogWriter open_writer(log_b, replica);  // the application still writing
+    expect_refused("failback db0 " + bsock, "open for writing");
+    open_writer.close();
+  }
+
+  // Failback: home to site-a, with no resync.
+  auto passes = [&](const std::string& kind) {  // resync passes either daemon started
+    size_t n = 0;
+    for (const char* f : {"primary.log", "secondary.log"}) {
+      std::string text = slurp(dir.file(f));
+      for (size_t at = 0; (at = text.find("starting " + kind, at)) != std::string::npos; at++) n++;
+    }
+    return n;
+  };
+  const size_t checksum_passes = passes("checksum"), verify_passes = passes("verify");
+  EXPECT_EQ(checksum_passes, 1u) << "reprotect's resync";
+  out = run_hrlctl("failback db0 " + bsock, &st);
+  ASSERT_EQ(st, 0) << out << slurp(dir.file("secondary.log"));
+  wait_role(asock, "primary");
+  wait_role(bsock, "secondary");
+  EXPECT_EQ(read_superblock(File::open(log, O_RDONLY)).generation, 3u);
+  EXPECT_EQ(ReplicaState::load(state)->generation, 3u);
+  last = write_and_close(log, data, 54, 120);
+  wait_for(last);
+  EXPECT_EQ(test::compare_files(data, replica), "") << "after failback";
+  EXPECT_EQ(passes("checksum"), checksum_passes) << "failback ran a resync";
+  EXPECT_EQ(passes("verify"), verify_passes + 1) << "the failback's verify";
+  expect_refused("failback db0 " + asock, "home is this site");
+
+  // A planned failover from home, as before maintenance: site-b takes over, no data lost, no resync.
+  out = run_hrlctl("failover db0 --planned " + asock, &st);
+  ASSERT_EQ(st, 0) << out;
+  wait_role(bsock, "primary");
+  wait_role(asock, "secondary");
+  EXPECT_EQ(test::compare_files(data, replica), "") << "after the planned failover";
+  last = write_and_close(log_b, replica, 55, 60);
+  wait_durable(state_a, last);
+  EXPECT_EQ(test::compare_files(data, replica), "") << "replicating from site-b again";
+  EXPECT_EQ(passes("checksum"), checksum_passes) << "a planned failover ran a resync";
+  EXPECT_EQ(ReplicaState::load(state_a)->generation, 4u);
+  EXPECT_EQ(secondary.stop(SIGTERM), 0);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ class Replication : public ::testing::Test {
         Socket s;
         while (s.fd() < 0 && !stop) s = l.accept(100ms);
         TlsStream t(ctx, std::move(s));
-        run_secondary_session(t, {replica, state, nullptr, 300, "secondary"}, stop, sstats);
+        run_secondary_session(t, {replica, state, nullptr, 300, "secondary", IoBackendKind::Auto, {}}, stop, sstats);
         return std::string();
       } catch (const std::exception& e) {
         fprintf(stderr, "secondary: %s\n", e.what());

@@ -93,6 +93,10 @@ TEST(Messages, RoundTripAndTruncation) {
   Refuse r = decode_refuse(encode(Refuse{RefuseCode::Generation, "diverged"}));
   EXPECT_EQ(r.code, RefuseCode::Generation);
   EXPECT_EQ(r.message, "diverged");
+  Promote p = decode_promote(encode(Promote{3, 1234}));
+  EXPECT_EQ(p.generation, 3u);
+  EXPECT_EQ(p.last_seq, 1234u);
+  EXPECT_NE(error_of([&] { decode_promote(encode(Promote{0, 5})); }).find("generation 0"), std::string::npos);
 }
 
 class Batch : public ::testing::Test {

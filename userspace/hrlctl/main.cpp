@@ -9,6 +9,9 @@
 //   hrlctl failover VOLUME --test [--point ID] [--image PATH] | --cleanup     (secondary) a test failover
 //   hrlctl failover VOLUME [--point ID]   (secondary) unplanned: promote the replica at a point (default: latest)
 //   hrlctl commit VOLUME              (secondary) make the failover final; its history is discarded
+//   hrlctl failover VOLUME --planned  (primary, writes stopped) drain, verify, the secondary takes over
+//   hrlctl reprotect VOLUME           after an unplanned failover, on both sites: reverse the pair
+//   hrlctl failback VOLUME            a planned failover back to the volume's home site
 //   hrlctl volume create NAME --data DEV --log DEV [--ring-size SIZE] [--assume-in-sync] [--force]
 //   hrlctl volume remove NAME         /dev/mapper/hrl-NAME, through dm-hrl
 //   hrlctl cert init --dir DIR --site NAME    a site CA
@@ -173,13 +176,21 @@ int main(int argc, char** argv) {
   auto* failover = app.add_subcommand("failover", "test failover, or unplanned failover of a secondary at a point");
   failover->add_option("volume", volume, "volume name")->required();
   auto* fo_test = failover->add_flag("--test", fo.test, "build a writable image of the point; replication goes on");
-  failover->add_flag("--cleanup", fo.cleanup, "remove the test failover's image")->excludes(fo_test);
+  auto* fo_cleanup = failover->add_flag("--cleanup", fo.cleanup, "remove the test failover's image")->excludes(fo_test);
+  failover->add_flag("--planned", fo.planned, "on the primary, writes stopped: drain, verify, hand over")
+      ->excludes(fo_test)
+      ->excludes(fo_cleanup);
   failover->add_option("--point", fo.point, "the point's id (hrlctl points); default: the newest (--test), "
                                             "the latest write (unplanned)");
   failover->add_option("--image", fo.image, "--test: where the image goes (a new file, or a device)")->needs(fo_test);
   failover->add_flag("--json", fo.as_json, "machine-readable output");
   auto* commit = app.add_subcommand("commit", "make an unplanned failover final (its history is discarded)");
   commit->add_option("volume", volume, "volume name")->required();
+  auto* reprotect = app.add_subcommand("reprotect", "after an unplanned failover: reverse the pair (run on both sites)");
+  reprotect->add_option("volume", volume, "volume name")->required();
+  auto* failback = app.add_subcommand("failback", "a planned failover back to the volume's home site");
+  failback->add_option("volume", volume, "volume name")->required();
+  failback->add_flag("--json", fo.as_json, "machine-readable output");
 
   auto* vol = app.add_subcommand("volume", "create or remove a protected volume (dm-hrl)");
   vol->require_subcommand(1);
@@ -227,6 +238,11 @@ int main(int argc, char** argv) {
     if (*pcreate) return cmd_point_create(sock, volume, point_name, freeze, freeze_timeout, as_json);
     if (*failover) return cmd_failover(sock, volume, fo);
     if (*commit) return cmd_commit(sock, volume);
+    if (*reprotect) return cmd_reprotect(sock, volume);
+    if (*failback) {
+      fo.failback = true;
+      return cmd_failover(sock, volume, fo);
+    }
     if (*init) {
       make_ca(site, {dir + "/ca.pem", dir + "/ca.key"});
       printf("site CA %s: %s/ca.pem (key %s/ca.key, mode 0600)\n", site.c_str(), dir.c_str(), dir.c_str());

@@ -73,7 +73,38 @@ int cmd_point_create(const std::string& sock, const std::string& volume, const s
   return 0;
 }
 
+// A planned failover or failback: the primary drains, verifies, hands over.
+int hand_over(const std::string& sock, const std::string& volume, const FailoverRequest& f) {
+  const char* what = f.failback ? "failback" : "failover --planned";
+  json r;
+  if (!ask(sock, what, {{"cmd", "handover"}, {"volume", volume}, {"failback", f.failback}}, r)) return 1;
+  const uint64_t id = r.value("id", uint64_t{0});
+  const bool tty = !f.as_json && isatty(STDOUT_FILENO);
+  for (;;) {
+    json res = volume_status(sock, volume)["resync"];
+    if (res.value("finished_id", uint64_t{0}) >= id) {
+      std::string outcome = res.value("outcome", "");
+      if (f.as_json) std::cout << json{{"outcome", outcome}}.dump() << "\n";
+      if (outcome != "completed") {
+        fprintf(stderr, "%shrlctl %s: %s\n", tty ? "\n" : "", what, outcome.c_str());
+        return 1;
+      }
+      if (!f.as_json)
+        printf("%s%s handed over: the other site is its primary now, this one its secondary\n", tty ? "\n" : "",
+               volume.c_str());
+      return 0;
+    }
+    if (tty) {
+      printf("\rdraining the log and verifying: %s of %s compared", human_bytes(res.value("done_bytes", 0.0)).c_str(),
+             human_bytes(res.value("total_bytes", 0.0)).c_str());
+      fflush(stdout);
+    }
+    std::this_thread::sleep_for(200ms);
+  }
+}
+
 int cmd_failover(const std::string& sock, const std::string& volume, const FailoverRequest& f) {
+  if (f.planned || f.failback) return hand_over(sock, volume, f);
   json r;
   if (f.cleanup) {
     if (!ask(sock, "failover --cleanup", {{"cmd", "failover-test-cleanup"}, {"volume", volume}}, r)) return 1;
@@ -113,6 +144,20 @@ int cmd_commit(const std::string& sock, const std::string& volume) {
   if (!ask(sock, "commit", {{"cmd", "commit"}, {"volume", volume}}, r)) return 1;
   printf("the failover of %s at seq %llu is committed; its history before it is discarded\n", volume.c_str(),
          static_cast<unsigned long long>(r.value("seq", 0ULL)));
+  return 0;
+}
+
+int cmd_reprotect(const std::string& sock, const std::string& volume) {
+  json r;
+  if (!ask(sock, "reprotect", {{"cmd", "reprotect"}, {"volume", volume}}, r)) return 1;
+  if (r.value("role", "") == "primary")
+    printf("%s is the primary here now (generation %llu): it connects to the other site, which a checksum resync "
+           "brings in line\n",
+           volume.c_str(), static_cast<unsigned long long>(r.value("generation", 0ULL)));
+  else
+    printf("%s is the secondary here now: it waits for the promoted site, then a checksum resync overwrites what "
+           "differs\n",
+           volume.c_str());
   return 0;
 }
 

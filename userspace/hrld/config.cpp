@@ -30,6 +30,19 @@ std::string need(const toml::table& t, const std::string& key, const std::string
 
 }  // namespace
 
+std::string missing_for_primary(const VolumeConfig& v) {
+  for (auto [key, value] : {std::pair{"log", &v.log}, {"peer", &v.peer}, {"peer_name", &v.peer_name}})
+    if (value->empty()) return std::string("'") + key + "' is missing (a primary ships its log to its peer)";
+  if (v.data.empty()) return "'data' (the volume's data device) is required without 'device'";
+  return {};
+}
+
+std::string missing_for_secondary(const VolumeConfig& v) {
+  for (auto [key, value] : {std::pair{"listen", &v.listen}, {"replica", &v.replica}, {"state_dir", &v.state_dir}})
+    if (value->empty()) return std::string("'") + key + "' is missing (a secondary keeps a replica)";
+  return {};
+}
+
 bool in_window(const std::string& window, int minutes) {
   int h1, m1, h2, m2;
   char tail;
@@ -74,46 +87,50 @@ Config load_config(const std::string& path) {
     v.name = need(*t, "name", path + " [[volume]]");
     std::string where = path + " volume " + v.name;
     std::string role = need(*t, "role", where);
-    if (role == "primary") {
-      v.role = VolumeConfig::Role::Primary;
-      v.log = need(*t, "log", where);
-      v.peer = need(*t, "peer", where);
-      v.peer_name = need(*t, "peer_name", where);
-      v.device = (*t)["device"].value<std::string>().value_or("");
-      v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
-      if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
-      v.bandwidth = parse_size(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where, "bandwidth");
-      v.resync_bandwidth =
-          parse_size(toml::node_view<const toml::node>((*t)["resync_bandwidth"].node()), where, "resync_bandwidth");
-      v.data = (*t)["data"].value<std::string>().value_or(v.device.empty() ? "" : "/dev/mapper/" + v.device);
-      if (v.data.empty()) throw std::runtime_error(where + ": 'data' (the volume's data device) is required without 'device'");
-      v.resync_window = (*t)["resync_window"].value<std::string>().value_or("");
-      if (!v.resync_window.empty()) {
-        try {
-          in_window(v.resync_window, 0);
-        } catch (const std::exception& e) {
-          throw std::runtime_error(where + ": resync_window: " + e.what());
-        }
-      }
-    } else if (role == "secondary") {
-      v.role = VolumeConfig::Role::Secondary;
-      v.listen = need(*t, "listen", where);
-      v.replica = need(*t, "replica", where);
-      v.state_dir = need(*t, "state_dir", where);
-      v.history = (*t)["history"].value<bool>().value_or(v.history);
-      v.point_interval = (*t)["point_interval"].value<double>().value_or(v.point_interval);
-      if (v.point_interval < 0.1) throw std::runtime_error(where + ": point_interval must be at least 0.1 s");
-      v.retention_hours = (*t)["retention_hours"].value<double>().value_or(v.retention_hours);
-      if (v.retention_hours < 0) throw std::runtime_error(where + ": retention_hours is 0 (no limit by age) or more");
-      v.retention_bytes = parse_size(toml::node_view<const toml::node>((*t)["retention_size"].node()), where, "retention_size");
-      if ((*t)["history_segment"])
-        v.history_segment = parse_size(toml::node_view<const toml::node>((*t)["history_segment"].node()), where, "history_segment");
-      if (v.history_segment < (1 << 20)) throw std::runtime_error(where + ": history_segment is at least 1M");
-      if (v.retention_bytes && v.retention_bytes < 4 * v.history_segment)
-        throw std::runtime_error(where + ": retention_size must hold at least 4 history segments (history_segment is " +
-                                 std::to_string(v.history_segment >> 20) + "M)");
-    } else {
+    if (role != "primary" && role != "secondary")
       throw std::runtime_error(where + ": role is 'primary' or 'secondary', not '" + role + "'");
+    v.role = role == "primary" ? VolumeConfig::Role::Primary : VolumeConfig::Role::Secondary;
+    // What a primary needs: required on the site that starts as one; on the
+    // other site, what it needs to take over (planned failover, reprotect).
+    auto text = [&](const char* key) { return (*t)[key].value<std::string>().value_or(""); };
+    v.log = text("log");
+    v.peer = text("peer");
+    v.peer_name = text("peer_name");
+    v.device = text("device");
+    v.compression = static_cast<int>((*t)["compression"].value<int64_t>().value_or(1));
+    if (v.compression < 0 || v.compression > 19) throw std::runtime_error(where + ": compression is 0 to 19");
+    v.bandwidth = parse_size(toml::node_view<const toml::node>((*t)["bandwidth"].node()), where, "bandwidth");
+    v.resync_bandwidth =
+        parse_size(toml::node_view<const toml::node>((*t)["resync_bandwidth"].node()), where, "resync_bandwidth");
+    v.resync_window = text("resync_window");
+    if (!v.resync_window.empty()) {
+      try {
+        in_window(v.resync_window, 0);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(where + ": resync_window: " + e.what());
+      }
+    }
+    // What a secondary needs, likewise.
+    v.listen = text("listen");
+    v.replica = text("replica");
+    v.state_dir = text("state_dir");
+    v.data = (*t)["data"].value<std::string>().value_or(!v.device.empty() ? "/dev/mapper/" + v.device : v.replica);
+    v.history = (*t)["history"].value<bool>().value_or(v.history);
+    v.point_interval = (*t)["point_interval"].value<double>().value_or(v.point_interval);
+    if (v.point_interval < 0.1) throw std::runtime_error(where + ": point_interval must be at least 0.1 s");
+    v.retention_hours = (*t)["retention_hours"].value<double>().value_or(v.retention_hours);
+    if (v.retention_hours < 0) throw std::runtime_error(where + ": retention_hours is 0 (no limit by age) or more");
+    v.retention_bytes = parse_size(toml::node_view<const toml::node>((*t)["retention_size"].node()), where, "retention_size");
+    if ((*t)["history_segment"])
+      v.history_segment = parse_size(toml::node_view<const toml::node>((*t)["history_segment"].node()), where, "history_segment");
+    if (v.history_segment < (1 << 20)) throw std::runtime_error(where + ": history_segment is at least 1M");
+    if (v.retention_bytes && v.retention_bytes < 4 * v.history_segment)
+      throw std::runtime_error(where + ": retention_size must hold at least 4 history segments (history_segment is " +
+                               std::to_string(v.history_segment >> 20) + "M)");
+    if (v.role == VolumeConfig::Role::Primary) {
+      if (std::string why = missing_for_primary(v); !why.empty()) throw std::runtime_error(where + ": " + why);
+    } else if (std::string why = missing_for_secondary(v); !why.empty()) {
+      throw std::runtime_error(where + ": " + why);
     }
     c.volumes.push_back(std::move(v));
   }

@@ -8,6 +8,9 @@
 
 namespace hrl {
 
+// A volume's settings on this site. `role` is the one it starts in; a site
+// that may change roles (planned failover, reprotect) has the other role's
+// settings too, and keeps its current role in <state_dir>/<name>.role.
 struct VolumeConfig {
   std::string name;
   enum class Role { Primary, Secondary } role = Role::Primary;
@@ -48,6 +51,11 @@ struct Config {
 // Whether the local time of day `minutes` (0..1439) is inside a "HH:MM-HH:MM"
 // window (which may wrap past midnight); throws on a malformed window.
 bool in_window(const std::string& window, int minutes);
+
+// What a volume's settings lack for a role ("" when nothing): a site needs
+// both sets to change roles (planned failover, reprotect, failback).
+std::string missing_for_primary(const VolumeConfig& v);
+std::string missing_for_secondary(const VolumeConfig& v);
 
 // Throws std::runtime_error naming the file and the key at fault.
 Config load_config(const std::string& path);

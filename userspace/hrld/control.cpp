@@ -29,7 +29,7 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
     std::string name = req.value("volume", "");
     for (auto& v : volumes) {
       if (v->config.name != name) continue;
-      if (v->config.role != VolumeConfig::Role::Primary)
+      if (!v->is_primary())
         return {{"ok", false}, {"error", "volume " + name + " is a secondary here: pause it on its primary"}};
       v->paused = cmd == "pause";
       return {{"ok", true}};
@@ -40,7 +40,7 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
     std::string name = req.value("volume", "");
     for (auto& v : volumes) {
       if (v->config.name != name) continue;
-      if (v->config.role != VolumeConfig::Role::Primary)
+      if (!v->is_primary())
         return {{"ok", false},
                 {"error", "volume " + name + " is a secondary here: a resync or verify is run on its primary"}};
       if (cmd == "resync-result") return v->resync_result();
@@ -50,10 +50,10 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
                             : mode == "verify" ? proto::ResyncMode::Verify
                                                : proto::ResyncMode{};
       if (m == proto::ResyncMode{}) return {{"ok", false}, {"error", "mode is checksum, copy or verify, not " + mode}};
-      if (v->resync_control.requested)
+      if (v->operator_control.requested)
         return {{"ok", false}, {"error", "volume " + name + " already has a resync or verify waiting to start"}};
-      uint64_t id = ++v->resync_control.request_id;
-      v->resync_control.requested = static_cast<uint32_t>(m);
+      uint64_t id = ++v->operator_control.request_id;
+      v->operator_control.requested = static_cast<uint32_t>(m);
       return {{"ok", true}, {"id", id}};
     }
     return {{"ok", false}, {"error", "no volume named '" + name + "'"}};
@@ -80,6 +80,8 @@ nlohmann::json answer(const nlohmann::json& req, const std::string& node,
       {"failover-test-cleanup", [](VolumeRuntime& v, const nlohmann::json&) { return cleanup_test_failover(v); }},
       {"failover", fail_over},
       {"commit", [](VolumeRuntime& v, const nlohmann::json&) { return commit_failover(v); }},
+      {"handover", request_handover},
+      {"reprotect", [](VolumeRuntime& v, const nlohmann::json&) { return reprotect(v); }},
   };
   for (auto [name, handler] : kRecovery) {
     if (cmd != name) continue;

@@ -23,6 +23,7 @@
 #include "control.h"
 #include "metrics.h"
 #include "recovery.h"
+#include "repl/replica_state.h"
 #include "volume_runtime.h"
 #include "io/io_backend.h"
 #include "log/superblock.h"
@@ -137,7 +138,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.log_path = v.log;
   opt.dm_device = v.device;
   opt.data_path = v.data;
-  opt.control = &rt.resync_control;
+  opt.control = &rt.operator_control;
   opt.log = [&v](const std::string& line) { log_line(v.name, line); };
   if (!v.resync_window.empty())
     opt.resync_window = [w = v.resync_window] {
@@ -150,9 +151,9 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.backend = backend;
   std::mt19937 rng(std::random_device{}());
   unsigned attempt = 0;
-  // A session ends when the daemon stops or the operator pauses the volume.
-  SessionStop session_stop([&rt] { return rt.paused || rt.restart; });
-  while (!g_stop) {
+  // A session ends when the daemon stops, the operator pauses the volume, or it changes roles.
+  SessionStop session_stop([&rt] { return rt.paused || rt.restart || !rt.is_primary(); });
+  while (!g_stop && rt.is_primary()) {
     if (rt.paused) {
       rt.set_state("paused");
       pause_for(200ms);
@@ -173,12 +174,17 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
       rt.set_state("replicating");
       attempt = 0;
       run_primary_session(peer, opt, session_stop, rt.stats);
-      if (g_stop || rt.paused || rt.restart) continue;
+      if (rt.operator_control.handed_over) {
+        become_secondary_after_handover(rt);
+        log_line(v.name, "this site is the secondary now, at generation " + std::to_string(ReplicaState::load(rt.state_path())->generation));
+        return;
+      }
+      if (g_stop || rt.paused || rt.restart || !rt.is_primary()) continue;
     } catch (const SessionError& e) {
       if (!e.recoverable()) {
         log_line(v.name, "CRITICAL: " + std::string(e.what()) + "; replication of this volume stops until an operator acts");
         rt.set_state("critical", e.what());
-        return;
+        return;  // until a reprotect changes its role
       }
       log_line(v.name, e.what());
       rt.set_state("retrying", e.what());
@@ -201,13 +207,13 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   Listener listener(v.listen);
   log_line(v.name, "listening on " + v.listen);
   rt.set_state("listening");
-  SecondaryOptions opt{v.replica, v.state_dir + "/" + v.name + ".state", rt.history.get(), v.point_interval, c.node,
-                       backend};
+  SecondaryOptions opt{v.replica, rt.state_path(), rt.history.get(), v.point_interval, c.node, backend,
+                       [&rt](const ReplicaState& st, uint64_t generation) { become_primary(rt, st, generation, true); }};
   finish_interrupted_failover(rt);
-  // A session ends when the daemon stops or a failover needs the replica.
-  SessionStop session_stop([&rt] { return rt.hold_sessions.load(); });
+  // A session ends when the daemon stops, a failover needs the replica, or the site takes over.
+  SessionStop session_stop([&rt] { return rt.hold_sessions || rt.is_primary(); });
   auto last_prune = std::chrono::steady_clock::now();
-  while (!g_stop) {
+  while (!g_stop && !rt.is_primary()) {
     Socket s = listener.accept(200ms);
     // in_session before hold_sessions is looked at: a failover either sees
     // the session and waits for it, or the session sees the failover.
@@ -271,18 +277,29 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::vector<std::unique_ptr<VolumeRuntime>> volumes;
-  for (const VolumeConfig& v : cfg.volumes) volumes.push_back(std::make_unique<VolumeRuntime>(v));
+  try {
+    for (const VolumeConfig& v : cfg.volumes) volumes.push_back(std::make_unique<VolumeRuntime>(v));
+  } catch (const std::exception& e) {
+    fprintf(stderr, "hrld: %s\n", e.what());
+    return 1;
+  }
   std::vector<std::thread> workers;
   for (auto& rt : volumes) {
     workers.emplace_back([&cfg, &rt, kind] {
-      try {
-        if (rt->config.role == VolumeConfig::Role::Primary)
-          run_primary(cfg, *rt, kind);
-        else
-          run_secondary(cfg, *rt, kind);
-      } catch (const std::exception& e) {
-        log_line(rt->config.name, std::string("CRITICAL: ") + e.what());
-        rt->set_state("critical", e.what());
+      // A volume runs in its role until a failover, reprotect or failback changes it.
+      while (!g_stop) {
+        const VolumeConfig::Role role = rt->role();
+        try {
+          if (role == VolumeConfig::Role::Primary)
+            run_primary(cfg, *rt, kind);
+          else
+            run_secondary(cfg, *rt, kind);
+        } catch (const std::exception& e) {
+          log_line(rt->config.name, std::string("CRITICAL: ") + e.what());
+          rt->set_state("critical", e.what());
+        }
+        while (!g_stop && rt->role() == role) pause_for(200ms);  // critical: an operator acts
+        if (!g_stop) log_line(rt->config.name, std::string("now the ") + (rt->is_primary() ? "primary" : "secondary"));
       }
     });
   }

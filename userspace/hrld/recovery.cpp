@@ -10,7 +10,9 @@
 #include "dm/dm_control.h"
 #include "history/point_image.h"
 #include "io/fs_freeze.h"
+#include "log/format_log.h"
 #include "log/superblock.h"
+#include "net/resync_messages.h"
 #include "repl/replica_state.h"
 
 namespace hrl {
@@ -20,7 +22,7 @@ using namespace std::chrono_literals;
 
 nlohmann::json fail(const std::string& why) { return {{"ok", false}, {"error", why}}; }
 
-bool is_secondary(const VolumeRuntime& v) { return v.config.role == VolumeConfig::Role::Secondary; }
+bool is_secondary(const VolumeRuntime& v) { return !v.is_primary(); }
 
 std::string default_test_image(const VolumeRuntime& v) {
   return v.config.state_dir + "/" + v.config.name + "-test-failover.img";
@@ -232,6 +234,103 @@ nlohmann::json commit_failover(VolumeRuntime& v) {
     st->promoted->committed = true;
     st->save(v.state_path());
     return {{"ok", true}, {"seq", st->promoted->seq}};
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+}
+
+void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generation, bool in_sync) {
+  const std::string& name = v.config.name;
+  if (auto why = missing_for_primary(v.config); !why.empty())
+    throw std::runtime_error("volume " + name + " cannot be primary on this site: " + why);
+  if (!v.config.device.empty())
+    throw std::runtime_error("volume " + name + " is a dm-hrl device on this site: taking over with the module is not "
+                             "supported yet (fail over unplanned, then map it with hrlctl volume create)");
+  FormatOptions fo;
+  fo.uuid = st.uuid;
+  fo.generation = generation;
+  fo.assume_in_sync = in_sync;
+  format_log(File::open(v.config.log, O_RDWR), st.data_sectors, fo);
+  ReplicaState next = st;
+  next.generation = generation;
+  next.promoted = Promotion{st.durable_seq, now_realtime_ns(), true, true};
+  next.save(v.state_path());
+  if (v.history) {
+    v.history->open(st.uuid, st.durable_seq);
+    v.history->clear(st.durable_seq);  // the replica is the volume now: written without before-images
+  }
+  v.set_role(VolumeConfig::Role::Primary);
+}
+
+void become_secondary_after_handover(VolumeRuntime& v) {
+  Superblock sb = read_superblock(File::open(v.config.log, O_RDONLY));
+  ReplicaState st;
+  st.uuid = sb.uuid;
+  st.generation = sb.generation + 1;
+  st.data_sectors = sb.data_sectors;
+  st.durable_seq = 0;  // the new primary's log starts at seq 1, over data equal to this site's
+  st.save(v.state_path());
+  if (v.history) {
+    v.history->open(st.uuid, 0);
+    v.history->clear(0);
+  }
+  v.operator_control.handed_over = false;
+  v.set_role(VolumeConfig::Role::Secondary);
+}
+
+nlohmann::json request_handover(VolumeRuntime& v, const nlohmann::json& req) {
+  const std::string& name = v.config.name;
+  const bool failback = req.value("failback", false);
+  if (!v.is_primary())
+    return fail("volume " + name + " is a secondary here: a planned " + (failback ? "failback" : "failover") +
+                " runs on its primary");
+  if (failback && v.config.role == VolumeConfig::Role::Primary)
+    return fail("volume " + name + "'s home is this site: failback runs on the site it failed over to");
+  if (auto why = missing_for_secondary(v.config); !why.empty())
+    return fail("this site cannot become volume " + name + "'s secondary: " + why);
+  if (v.paused) return fail("volume " + name + " is paused: hrlctl resume it first");
+  if (v.operator_control.requested)
+    return fail("volume " + name + " already has a resync, verify or failover waiting to start");
+  uint64_t id = ++v.operator_control.request_id;
+  v.operator_control.requested = OperatorControl::kHandover;
+  return {{"ok", true}, {"id", id}};
+}
+
+nlohmann::json reprotect(VolumeRuntime& v) {
+  const std::string& name = v.config.name;
+  try {
+    if (v.is_primary()) {
+      // The old primary: its data becomes the promoted site's replica.
+      if (auto why = missing_for_secondary(v.config); !why.empty())
+        return fail("this site cannot become volume " + name + "'s secondary: " + why);
+      if (!v.config.device.empty() && ::access(("/dev/mapper/" + v.config.device).c_str(), F_OK) == 0)
+        return fail("/dev/mapper/" + v.config.device + " still exists: stop the application and remove it first "
+                    "(hrlctl volume remove); the replica is written under it");
+      Superblock sb = read_superblock(File::open_direct(v.config.log, O_RDONLY));
+      ReplicaState st;
+      st.uuid = sb.uuid;
+      st.generation = sb.generation;
+      st.adopt_newer_generation = true;
+      st.data_sectors = sb.data_sectors;
+      st.resync = ResyncCheckpoint{static_cast<uint32_t>(proto::ResyncMode::Checksum),
+                                   static_cast<uint32_t>(proto::ResyncRegions::Device), HRL_REASON_OPERATOR, 0, 0,
+                                   now_realtime_ns()};
+      st.save(v.state_path());
+      if (v.history) {
+        v.history->open(st.uuid, 0);
+        v.history->clear(0);
+      }
+      v.set_role(VolumeConfig::Role::Secondary);
+      return {{"ok", true}, {"role", "secondary"}, {"generation", st.generation}};
+    }
+    auto st = ReplicaState::load(v.state_path());
+    if (!st || !st->promoted)
+      return fail("volume " + name + " was not failed over to this site: reprotect runs on the promoted site "
+                  "and on the old primary");
+    if (!st->promoted->complete) return fail("the failover of " + name + " did not finish: run hrlctl failover " + name + " again");
+    if (!st->promoted->committed) return fail("commit the failover first: hrlctl commit " + name);
+    become_primary(v, *st, st->generation, false);  // the old primary's data differs: a checksum resync
+    return {{"ok", true}, {"role", "primary"}, {"generation", st->generation}};
   } catch (const std::exception& e) {
     return fail(e.what());
   }

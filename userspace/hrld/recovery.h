@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "repl/replica_state.h"
 #include "volume_runtime.h"
 
 namespace hrl {
@@ -18,6 +19,24 @@ nlohmann::json cleanup_test_failover(VolumeRuntime& v);
 nlohmann::json test_failover_status(const VolumeRuntime& v);
 nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req);
 nlohmann::json commit_failover(VolumeRuntime& v);
+
+// A planned failover (hrlctl failover --planned) or failback: asks the
+// primary's session to drain, verify and hand over; {"ok":true,"id":N}.
+nlohmann::json request_handover(VolumeRuntime& v, const nlohmann::json& req);
+// Reprotect after an unplanned failover: on the promoted site, it becomes the
+// primary of the reversed pair; on the old primary, its secondary, waiting
+// for the promoted site's generation and a whole-device checksum resync.
+nlohmann::json reprotect(VolumeRuntime& v);
+
+// This site takes the volume over as its primary at `generation`: its log
+// is formatted with the volume's uuid (in_sync: the other site holds the
+// same data, as after a planned failover's verify), its state says
+// promoted, and its role changes. Throws when the site has no primary
+// settings for the volume.
+void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generation, bool in_sync);
+// After PROMOTED: this site's data equals the new primary's at the start of
+// its log; it becomes its secondary, in sync, at the next generation.
+void become_secondary_after_handover(VolumeRuntime& v);
 
 // At start: finishes an unplanned failover that a crash interrupted while it
 // moved the replica back (the state file says where it was going).

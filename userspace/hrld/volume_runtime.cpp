@@ -6,14 +6,40 @@
 #include "recovery.h"
 #include "repl/replica_state.h"
 
+#include <stdio.h>
+
+#include <fstream>
 #include <sstream>
 
 namespace hrl {
 
-VolumeRuntime::VolumeRuntime(const VolumeConfig& cfg) : config(cfg), live_(cfg) {
-  if (cfg.role == VolumeConfig::Role::Secondary && cfg.history)
+VolumeRuntime::VolumeRuntime(const VolumeConfig& cfg) : config(cfg), role_(cfg.role), live_(cfg) {
+  if (!cfg.state_dir.empty()) {
+    std::ifstream in(role_path());
+    std::string saved;
+    if (in >> saved) {
+      if (saved != "primary" && saved != "secondary") throw std::runtime_error(role_path() + ": not a role: " + saved);
+      role_ = saved == "primary" ? Role::Primary : Role::Secondary;
+    }
+  }
+  if (!cfg.state_dir.empty() && cfg.history)
     history = std::make_unique<History>(cfg.state_dir + "/" + cfg.name + ".undo", cfg.state_dir + "/" + cfg.name + ".points",
                                         Retention{cfg.retention_hours * 3600, cfg.retention_bytes, cfg.history_segment});
+}
+
+void VolumeRuntime::set_role(Role r) {
+  if (config.state_dir.empty())
+    throw std::runtime_error("volume " + config.name + " has no state_dir here: it cannot change roles");
+  std::string tmp = role_path() + ".tmp";
+  std::string text = r == Role::Primary ? "primary\n" : "secondary\n";
+  {
+    File f = File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
+    f.datasync();
+  }
+  if (::rename(tmp.c_str(), role_path().c_str()) < 0) throw_errno(errno, "rename " + tmp);
+  sync_directory(config.state_dir);
+  role_ = r;
 }
 
 VolumeRuntime::~VolumeRuntime() {
@@ -88,7 +114,7 @@ nlohmann::json VolumeRuntime::status() const {
   }
   nlohmann::json out{
       {"name", config.name},
-      {"role", config.role == VolumeConfig::Role::Primary ? "primary" : "secondary"},
+      {"role", is_primary() ? "primary" : "secondary"},
       {"state", state},
       {"durable_seq", stats.durable_seq.load()},
       {"rpo_seconds", rpo},
@@ -98,7 +124,7 @@ nlohmann::json VolumeRuntime::status() const {
       {"throughput_bytes_per_second", rate_},
       {"last_error", error},
   };
-  if (config.role == VolumeConfig::Role::Primary) log_state(out);
+  if (is_primary()) log_state(out);
   out["resync"] = resync_status();
   if (stats.resync.active && state != "paused") {
     auto mode = static_cast<proto::ResyncMode>(stats.resync.mode.load());
@@ -106,7 +132,7 @@ nlohmann::json VolumeRuntime::status() const {
                    : stats.resync.reason == HRL_REASON_NEW_VOLUME ? "initial-sync"
                                                                   : "resyncing";
   }
-  if (config.role == VolumeConfig::Role::Secondary) {
+  if (!is_primary()) {
     out["consistent"] = !stats.inconsistent;
     try {
       if (auto st = ReplicaState::load(state_path()); st && st->promoted) {
@@ -133,7 +159,6 @@ nlohmann::json VolumeRuntime::resync_status() const {
   const ResyncStats& r = stats.resync;
   uint64_t now = now_realtime_ns();
   uint64_t done = r.done_bytes, total = r.total_bytes;
-  bool primary = config.role == VolumeConfig::Role::Primary;
   {
     std::lock_guard lock(mu_);
     if (!r.active) {
@@ -165,24 +190,24 @@ nlohmann::json VolumeRuntime::resync_status() const {
       {"rate_bytes_per_second", resync_rate_},
       {"eta_seconds", resync_rate_ > 0 && total > done ? static_cast<double>(total - done) / resync_rate_ : 0.0},
   };
-  if (primary) {
-    std::lock_guard lock(resync_control.mu);
-    out["request_id"] = resync_control.request_id.load();
-    out["finished_id"] = resync_control.finished_id;
-    out["outcome"] = resync_control.outcome;
+  {  // the operator's last request: a resync or verify on a primary, or a handover
+    std::lock_guard lock(operator_control.mu);
+    out["request_id"] = operator_control.request_id.load();
+    out["finished_id"] = operator_control.finished_id;
+    out["outcome"] = operator_control.outcome;
   }
   return out;
 }
 
 nlohmann::json VolumeRuntime::resync_result() {
-  std::lock_guard lock(resync_control.mu);
+  std::lock_guard lock(operator_control.mu);
   nlohmann::json ranges = nlohmann::json::array();
-  for (const ByteRange& r : resync_control.verify_ranges) ranges.push_back({r.offset, r.length});
+  for (const ByteRange& r : operator_control.verify_ranges) ranges.push_back({r.offset, r.length});
   return {{"ok", true},
-          {"finished_id", resync_control.finished_id},
-          {"outcome", resync_control.outcome},
+          {"finished_id", operator_control.finished_id},
+          {"outcome", operator_control.outcome},
           {"ranges", ranges},
-          {"written_during_verify_bytes", resync_control.verify_written_bytes}};
+          {"written_during_verify_bytes", operator_control.verify_written_bytes}};
 }
 
 }  // namespace hrl

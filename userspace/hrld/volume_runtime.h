@@ -20,11 +20,17 @@ namespace hrl {
 class VolumeRuntime {
  public:
   explicit VolumeRuntime(const VolumeConfig& cfg);
-  const VolumeConfig config;  // as started: name, role, devices, addresses
+  const VolumeConfig config;  // as started: name, devices, addresses, the role it started in
+  using Role = VolumeConfig::Role;
+  // The role now: config.role until a failover or reprotect changed it
+  // (kept in <state_dir>/<name>.role, durable before it takes effect).
+  Role role() const { return role_; }
+  void set_role(Role r);
+  bool is_primary() const { return role_ == Role::Primary; }
   SessionStats stats;
   // A secondary's before-images and recovery points (history = true).
   std::unique_ptr<History> history;
-  ResyncControl resync_control;  // operator requests (primary)
+  OperatorControl operator_control;  // operator requests (primary)
   // A secondary's sessions end, and none starts, while a failover moves the replica.
   std::atomic<bool> hold_sessions{false};
   std::atomic<bool> in_session{false};
@@ -55,6 +61,8 @@ class VolumeRuntime {
  private:
   void log_state(nlohmann::json& out) const;
   nlohmann::json resync_status() const;
+  std::string role_path() const { return config.state_dir + "/" + config.name + ".role"; }
+  std::atomic<Role> role_;
   mutable std::mutex mu_;
   VolumeConfig live_;
   std::string state_ = "starting";

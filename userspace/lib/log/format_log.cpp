@@ -12,6 +12,8 @@ Superblock format_log(const File& log, uint64_t data_sectors, const FormatOption
   if (opt.bitmap_block < HRL_SECTOR_SIZE || (opt.bitmap_block & (opt.bitmap_block - 1)))
     throw std::invalid_argument("bitmap block must be a power of two of at least 512 bytes");
   Superblock sb = make_layout(data_sectors, log.size(), opt.ring_bytes, opt.bitmap_block, opt.max_payload);
+  if (opt.uuid) sb.uuid = *opt.uuid;
+  if (opt.generation) sb.generation = opt.generation;
   sb.flags = HRL_SB_CLEAN | (opt.assume_in_sync ? 0 : HRL_SB_RESYNC_REQUIRED);
   sb.resync_reason = opt.assume_in_sync ? HRL_REASON_NONE : HRL_REASON_NEW_VOLUME;
   AlignedBuffer zeros(sb.bitmap_bytes);

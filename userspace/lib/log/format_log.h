@@ -16,6 +16,11 @@ struct FormatOptions {
   // copied while nothing wrote): skip the initial full resync (DRBD's
   // --clear-bitmap). Wrong use leaves the replica silently different.
   bool assume_in_sync = false;
+  // A volume that changes sites keeps its identity: reprotect and planned
+  // failover format the new primary's log with the volume's uuid and its
+  // next generation (records of an older one fail the reader's checks).
+  std::optional<std::array<uint8_t, 16>> uuid;
+  uint64_t generation = 0;  // 0: a new volume's
 };
 
 // Formats log for a data device of data_sectors. The new volume is marked

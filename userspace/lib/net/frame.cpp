@@ -21,6 +21,8 @@ const char* frame_type_name(FrameType t) {
     case FrameType::ResyncData: return "RESYNC_DATA";
     case FrameType::ResyncEnd: return "RESYNC_END";
     case FrameType::ResyncDone: return "RESYNC_DONE";
+    case FrameType::Promote: return "PROMOTE";
+    case FrameType::Promoted: return "PROMOTED";
   }
   return "?";
 }

@@ -33,8 +33,11 @@ enum class FrameType : uint16_t {
   ResyncData = 9,    // primary -> secondary: the blocks that differ
   ResyncEnd = 10,    // primary -> secondary: the pass is over
   ResyncDone = 11,   // secondary -> primary: what the pass wrote is durable
+
+  Promote = 12,   // primary -> secondary: a planned failover; take over at the next generation
+  Promoted = 13,  // secondary -> primary: done, it is the primary now
 };
-inline constexpr uint16_t kLastFrameType = 11;
+inline constexpr uint16_t kLastFrameType = 13;
 const char* frame_type_name(FrameType t);
 
 // A malformed frame or message: the peer is broken or hostile; the

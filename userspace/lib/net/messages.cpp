@@ -114,6 +114,23 @@ Durable decode_durable(std::span<const std::byte> in) {
   return m;
 }
 
+std::vector<std::byte> encode(const Promote& m) {
+  Writer w;
+  w.u64(m.generation);
+  w.u64(m.last_seq);
+  return std::move(w.buffer());
+}
+
+Promote decode_promote(std::span<const std::byte> in) {
+  Reader r(in);
+  Promote m;
+  m.generation = r.u64();
+  m.last_seq = r.u64();
+  r.expect_end();
+  if (m.generation == 0) throw ProtocolError("PROMOTE to generation 0");
+  return m;
+}
+
 void BatchBuilder::add(const RecordHeader& h, std::span<const std::byte> payload) {
   std::byte unit[HRL_SECTOR_SIZE];
   encode_record_header(h, seed_, unit);  // the bytes of the log, checksums included

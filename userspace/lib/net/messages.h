@@ -56,6 +56,15 @@ struct Durable {
   uint64_t seq = 0;
 };
 
+// A planned failover: the primary's writes have stopped, every record up to
+// last_seq is durable on the secondary, and a verify found the sites equal.
+// The secondary becomes the primary at `generation` (the current one plus
+// one); the sender becomes its secondary. PROMOTED carries the same fields.
+struct Promote {
+  uint64_t generation = 0;
+  uint64_t last_seq = 0;
+};
+
 std::vector<std::byte> encode(const Hello& m);
 std::vector<std::byte> encode(const Welcome& m);
 std::vector<std::byte> encode(const Refuse& m);
@@ -64,6 +73,8 @@ Hello decode_hello(std::span<const std::byte> in);
 Welcome decode_welcome(std::span<const std::byte> in);
 Refuse decode_refuse(std::span<const std::byte> in);
 Durable decode_durable(std::span<const std::byte> in);
+std::vector<std::byte> encode(const Promote& m);
+Promote decode_promote(std::span<const std::byte> in);
 
 // A RECORDS payload: the records as in the log (64-byte header, payload),
 // PAD records as bare headers, so sequence numbers stay dense.

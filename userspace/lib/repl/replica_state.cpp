@@ -39,6 +39,7 @@ std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
       s.resync = ResyncCheckpoint{r.at("mode"), r.at("regions"), r.at("reason"), r.at("take_seq"), r.at("cursor"),
                                   r.value("started_ns", uint64_t{0})};
     }
+    s.adopt_newer_generation = j.value("adopt_newer_generation", false);
     if (j.contains("promoted")) {
       const auto& p = j["promoted"];
       s.promoted = Promotion{p.at("seq"), p.at("at_ns"), p.at("complete"), p.at("committed")};
@@ -58,6 +59,7 @@ void ReplicaState::save(const std::string& path) const {
   if (resync)
     j["resync"] = {{"mode", resync->mode},         {"regions", resync->regions}, {"reason", resync->reason},
                    {"take_seq", resync->take_seq}, {"cursor", resync->cursor},   {"started_ns", resync->started_ns}};
+  if (adopt_newer_generation) j["adopt_newer_generation"] = true;
   if (promoted)
     j["promoted"] = {{"seq", promoted->seq},
                      {"at_ns", promoted->at_ns},

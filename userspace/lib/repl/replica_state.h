@@ -44,6 +44,10 @@ struct ReplicaState {
   std::optional<ResyncCheckpoint> resync;
   uint64_t consistent_seq = 0;
   std::optional<Promotion> promoted;
+  // Reprotect after an unplanned failover: this site's old data waits for
+  // the promoted side, which has the volume's next generation. The first
+  // primary of this volume with a newer generation is taken, then no other.
+  bool adopt_newer_generation = false;
   bool consistent() const { return !resync && durable_seq >= consistent_seq; }
 
   // Empty when the file does not exist (a replica that follows no volume yet).

@@ -114,6 +114,7 @@ class PrimarySession {
                 bool waits_for_window);
   LogScan scan_log_from(LogPosition from);
   void operator_request();
+  std::string hand_over();
   bool replace_corrupt_log(const std::string& what);
   void watch_for_damage(const ReadResult& r);
   bool window_open() const { return !opt_.resync_window || opt_.resync_window(); }
@@ -372,13 +373,52 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
   return true;
 }
 
+// A planned failover (hrlctl failover --planned, failback): the application
+// has stopped (its writer closed the log), every record is made durable, a
+// verify must find the sites equal, and the secondary takes over at the next
+// generation. Returns the outcome.
+std::string PrimarySession::hand_over() {
+  if (dm())
+    return "refused: a planned failover of a dm-hrl volume is not supported yet; stop the application, "
+           "then fail over unplanned on the secondary";
+  Superblock now = read_superblock(log_);
+  if (!now.has(HRL_SB_CLEAN)) return "refused: the log is open for writing: stop the application first";
+  // Blocks the ring did not journal (bitmap mode) do not ship: the verify
+  // finds them, whatever the flags say.
+  const uint64_t end = now.head_seq;
+  if (!ship_until(end) || !run_pass(ResyncMode::Verify, HRL_REASON_OPERATOR, end, 0, ResyncRegions::Device, false))
+    return "interrupted: the session stopped; nothing was handed over";
+  {
+    std::lock_guard lock(opt_.control->mu);
+    if (!opt_.control->verify_ranges.empty() || opt_.control->verify_written_bytes)
+      return "refused: after the drain the sites differ in " + std::to_string(opt_.control->verify_ranges.size()) +
+             " ranges: run hrlctl resync, then fail over again";
+  }
+  peer_.send(FrameType::Promote, proto::encode(proto::Promote{sb_.generation + 1, end - 1}));
+  auto f = peer_.receive();
+  if (f.header.type == FrameType::Refuse) refused(f);
+  if (f.header.type != FrameType::Promoted)
+    throw SessionError(std::string("expected PROMOTED, got ") + proto::frame_type_name(f.header.type), true);
+  auto p = proto::decode_promote(f.payload);
+  if (p.generation != sb_.generation + 1 || p.last_seq != end - 1)
+    throw SessionError("the secondary took over at generation " + std::to_string(p.generation) + ", seq " +
+                           std::to_string(p.last_seq) + ", not as asked",
+                       false);
+  opt_.control->handed_over = true;
+  if (opt_.log) opt_.log("handed over at seq " + std::to_string(end - 1) + ": the secondary is the primary now");
+  return "completed";
+}
+
 void PrimarySession::operator_request() {
   uint64_t id = opt_.control->request_id;
-  auto mode = static_cast<ResyncMode>(opt_.control->requested.exchange(0));
+  uint32_t requested = opt_.control->requested.exchange(0);
+  auto mode = static_cast<ResyncMode>(requested);
   std::string outcome = "completed";
   try {
-    if (ship_until(reader_.position().seq) &&
-        !run_pass(mode, HRL_REASON_OPERATOR, reader_.position().seq, 0, ResyncRegions::Device, false))
+    if (requested == OperatorControl::kHandover)
+      outcome = hand_over();
+    else if (ship_until(reader_.position().seq) &&
+             !run_pass(mode, HRL_REASON_OPERATOR, reader_.position().seq, 0, ResyncRegions::Device, false))
       outcome = "interrupted: the session stopped; a resync resumes from its checkpoint";
   } catch (const std::exception& e) {
     outcome = std::string("failed: ") + e.what();
@@ -452,6 +492,7 @@ void PrimarySession::run_protected() {
   while (!stop_) {
     if (opt_.control && opt_.control->requested) {
       operator_request();
+      if (opt_.control->handed_over) return;  // this site is the secondary now
       continue;
     }
     if (dm() && std::chrono::steady_clock::now() >= next_check) {
@@ -479,6 +520,39 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
 
 // ---- secondary -------------------------------------------------------------
 
+namespace {
+
+// A planned failover: the primary drained and verified; this replica holds
+// every record it wrote. The site takes over (opt.take_over: the state, the
+// log, the role) and answers PROMOTED.
+void take_over(TlsStream& peer, const TlsStream::Frame& f, const SecondaryOptions& opt, ReplicaState& state) {
+  proto::Promote p;
+  try {
+    p = proto::decode_promote(f.payload);
+  } catch (const proto::ProtocolError& e) {
+    refuse(peer, proto::RefuseCode::Internal, e.what());
+  }
+  if (!opt.take_over) refuse(peer, proto::RefuseCode::Internal, "this site cannot become the volume's primary");
+  if (!state.consistent() || state.resync)
+    refuse(peer, proto::RefuseCode::Internal, "the replica is in the middle of a resync: it cannot take over");
+  if (p.last_seq != state.durable_seq)
+    refuse(peer, proto::RefuseCode::Gap,
+           "a takeover after seq " + std::to_string(p.last_seq) + " but the replica holds records up to " +
+               std::to_string(state.durable_seq));
+  if (p.generation != state.generation + 1)
+    refuse(peer, proto::RefuseCode::Generation,
+           "a takeover at generation " + std::to_string(p.generation) + " from generation " +
+               std::to_string(state.generation));
+  try {
+    opt.take_over(state, p.generation);
+  } catch (const std::exception& e) {
+    refuse(peer, proto::RefuseCode::Internal, std::string("the takeover failed: ") + e.what());
+  }
+  peer.send(FrameType::Promoted, proto::encode(p));
+}
+
+}  // namespace
+
 void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const std::atomic<bool>& stop,
                            SessionStats& stats) {
   std::optional<ReplicaState> state = ReplicaState::load(opt.state_path);
@@ -494,6 +568,11 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
   if (state && state->uuid != hello.uuid)
     refuse(peer, proto::RefuseCode::WrongVolume,
            "this replica follows volume " + uuid_string(state->uuid) + ", not " + uuid_string(hello.uuid));
+  if (state && state->adopt_newer_generation && state->uuid == hello.uuid && hello.generation > state->generation) {
+    state->generation = hello.generation;  // the promoted side, after reprotect: its lineage from now on
+    state->adopt_newer_generation = false;
+    state->save(opt.state_path);
+  }
   if (state && state->promoted)
     refuse(peer, proto::RefuseCode::Generation,
            "volume " + uuid_string(state->uuid) + " was failed over to this site at seq " +
@@ -600,6 +679,10 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
       run_resync_secondary(peer, begin, replica, *state, opt.state_path, opt.backend, stop, stats.resync);
       stats.inconsistent = !state->consistent();
       continue;
+    }
+    if (f.header.type == FrameType::Promote) {
+      take_over(peer, f, opt, *state);
+      return;  // the primary now: the volume changes roles
     }
     if (f.header.type != FrameType::Records)
       refuse(peer, proto::RefuseCode::Internal, std::string("unexpected ") + proto::frame_type_name(f.header.type));

@@ -18,6 +18,7 @@
 namespace hrl {
 
 class History;
+struct ReplicaState;
 
 class SessionError : public std::runtime_error {
  public:
@@ -43,10 +44,13 @@ struct SessionStats {
   ResyncStats resync;
 };
 
-// An operator's resync or verify, handed to the primary's session, and what
-// came of it (hrlctl resync|verify wait for finished_id to reach their id).
-struct ResyncControl {
-  std::atomic<uint32_t> requested{0};  // proto::ResyncMode; 0: none
+// An operator's resync, verify or planned failover, handed to the primary's
+// session, and what came of it (hrlctl waits for finished_id to reach its id).
+struct OperatorControl {
+  static constexpr uint32_t kHandover = 100;  // a planned failover: drain, verify, PROMOTE
+  std::atomic<uint32_t> requested{0};  // proto::ResyncMode or kHandover; 0: none
+  // The secondary took over (PROMOTED): this site becomes its secondary.
+  std::atomic<bool> handed_over{false};
   std::atomic<uint64_t> request_id{0};
   mutable std::mutex mu;                // guards what follows
   uint64_t finished_id = 0;
@@ -73,7 +77,7 @@ struct PrimaryOptions {
   // Whether an automatic resync may run now (the resync window); operator
   // requests and a new replica's initial copy do not wait for it.
   std::function<bool()> resync_window;
-  ResyncControl* control = nullptr;
+  OperatorControl* control = nullptr;
   std::function<void(const std::string&)> log;  // a line for the operator's log
 };
 
@@ -95,6 +99,10 @@ struct SecondaryOptions {
   double point_interval = 300;  // seconds between crash-consistent points
   std::string node;
   IoBackendKind backend = IoBackendKind::Auto;
+  // A planned failover's PROMOTE: make this site the primary at generation
+  // (the replica's state, its log, its role), durably, before PROMOTED is
+  // sent; throws to refuse. Empty: the site refuses to take over.
+  std::function<void(const ReplicaState&, uint64_t generation)> take_over;
 };
 
 // Checks the primary's HELLO against the replica's state, then applies
