@@ -67,7 +67,7 @@ class Kernel:
         shutil.copy(f"{ROOT}/tests/vm/guest/init", f"{stage}/init")
         os.chmod(f"{stage}/init", 0o755)
         shutil.copy(f"{ROOT}/tests/vm/guest/scenarios.sh", f"{stage}/scenarios.sh")
-        binaries = ["/usr/sbin/dmsetup", shutil.which("fio"),
+        binaries = ["/usr/sbin/dmsetup", shutil.which("fio"), "/usr/sbin/e2fsck",
                     f"{self.build}/userspace/hrld", f"{self.build}/userspace/hrlctl",
                     f"{self.build}/userspace/hrl-log"]
         for binary in binaries:
@@ -77,7 +77,7 @@ class Kernel:
                     os.makedirs(stage + os.path.dirname(lib), exist_ok=True)
                     shutil.copy(lib, stage + lib)
         names = []
-        for path in self.module_files(["virtio_pci", "virtio_blk", "dm-mod", "dm-log-writes", "dm-delay"]):
+        for path in self.module_files(["virtio_pci", "virtio_blk", "dm-mod", "dm-log-writes", "dm-delay", "ext4"]):
             name = os.path.basename(path).split(".ko")[0]
             with open(f"{stage}/lib/modules/{name}.ko", "wb") as f:
                 if path.endswith(".xz"):
@@ -113,7 +113,7 @@ class Kernel:
                     'device = "hrl0"\npeer = "127.0.0.1:7789"\npeer_name = "secondary"\n')
         with open(f"{etc}/secondary.toml", "w") as f:
             f.write(node.format(n="secondary") + '[[volume]]\nname = "db0"\nrole = "secondary"\n'
-                    'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl"\n')
+                    'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl"\npoint_interval = 1.0\n')
 
     def boot(self, scenario, disks, timeout=240, kill_marker=None):
         """Boots the guest on the disk images; returns the console text."""
@@ -379,6 +379,20 @@ def replica_equal_after(scenario, k, work, c, log_mib):
     c.expect(files_equal(data, spare), f"the replica differs from the data device after the {scenario} scenario")
 
 
+def scenario_points(k, build, work, c):
+    """ext4 on dm-hrl: the guest checks each point's image; the replica ends equal."""
+    data, log, spare = make_images(work, data_mib=64, log_mib=64, spare_mib=64, random_data=False)
+    run(["mkfs.ext4", "-q", "-F", data])
+    shutil.copy(data, spare)  # hrlctl volume create --assume-in-sync
+    image = f"{work}/image.img"
+    with open(image, "wb") as f:
+        f.truncate(64 * MIB)
+    if not passed_in_guest(c, k.boot("points", [data, log, spare, image], timeout=500)):
+        return
+    c.expect(files_equal(data, spare), "the replica differs from the data device after the points scenario")
+    c.expect(any("app-consistent and" in l for l in guest_lines(c.console, "CHECK:")), "no points were checked")
+
+
 def scenario_resync(k, build, work, c):
     replica_equal_after("resync", k, work, c, log_mib=16)
 
@@ -399,6 +413,7 @@ SCENARIOS = {
     "replicate": scenario_replicate,
     "resync": scenario_resync,
     "corrupt": scenario_corrupt,
+    "points": scenario_points,
 }
 
 

@@ -1,4 +1,4 @@
-# Scenarios run inside the guest by /init. Disks: vda data, vdb log, vdc spare.
+# Scenarios run inside the guest by /init. Disks: vda data, vdb log, vdc spare (the replica), vdd (points: images).
 # The host formats the log before the boot and checks the images after it;
 # these functions do the kernel's part and print what the host needs.
 # A line "CHECK: <what>" is a fact the host asserts; "fail <why>" ends the run.
@@ -310,4 +310,62 @@ scenario_corrupt() {
   grep -q "the log is corrupt" /tmp/primary.log || fail "the damage went unnoticed" || return 1
   grep -q "starting checksum (log-corrupt)" /tmp/primary.log || fail "no whole-device resync" || return 1
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
+}
+
+# 12. Recovery points of a file system: ext4 (made by the host on vda and its
+#     replica vdc) on dm-hrl under a file workload; app-consistent points
+#     (FIFREEZE, a MARK, thaw) and crash-consistent ones every second. Each
+#     point's test failover image (on vdd) mounts, passes e2fsck -fn, and an
+#     app-consistent one holds the file written just before its freeze.
+scenario_points() {
+  ip link set lo up
+  mkdir -p /run/hrl /var/lib/hrl /mnt /img
+  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --assume-in-sync || fail "hrlctl volume create" || return 1
+  dmsetup rename hrl-db0 hrl0 || return 1
+  hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
+  hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
+  mount -t ext4 /dev/mapper/hrl0 /mnt || fail "mount the volume" || return 1
+  fio --name=files --directory=/mnt --nrfiles=16 --filesize=256k --rw=randwrite --bs=4k --ioengine=psync \
+      --fsync=8 --time_based --runtime=8 --output-format=terse >/tmp/fio1 &
+  fio=$!
+  for n in 1 2; do
+    sleep 3
+    echo "written before app$n" > /mnt/before-app$n
+    hrlctl --socket /run/hrl/primary.sock point create db0 --name app$n --freeze /mnt --timeout 20 ||
+      fail "point create app$n" || return 1
+  done
+  wait $fio || fail "fio" || return 1
+  umount /mnt
+  i=0
+  while [ $i -lt 600 ]; do
+    got=$(sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' /var/lib/hrl/db0.state 2>/dev/null)
+    [ "$got" = "$(( $(field 2) - 1 ))" ] && break
+    usleep 100000
+    i=$((i + 1))
+  done
+  hrlctl --socket /run/hrl/secondary.sock points db0 | tee /tmp/points
+  ids=$(awk 'NR > 1 { print $1 }' /tmp/points)
+  [ -n "$ids" ] || fail "no points" || return 1
+  crash=0 app=0
+  for id in $ids; do
+    kind=$(awk -v id="$id" '$1 == id { print $3 }' /tmp/points)
+    name=$(awk -v id="$id" '$1 == id { print $6 }' /tmp/points)  # TAKEN is a date and a time
+    hrlctl --socket /run/hrl/secondary.sock failover db0 --test --point "$id" --image /dev/vdd >/tmp/tf ||
+      { cat /tmp/tf; fail "test failover of point $id"; return 1; }
+    mount -t ext4 /dev/vdd /img || fail "the image of point $id ($kind) does not mount" || return 1
+    if [ "$kind" = app-consistent ]; then
+      [ "$(cat /img/before-$name)" = "written before $name" ] ||
+        fail "the image of app point $name lacks the file written before its freeze" || return 1
+      app=$((app + 1))
+    else
+      crash=$((crash + 1))
+    fi
+    umount /img
+    e2fsck -fn /dev/vdd >/tmp/fsck 2>&1 || { cat /tmp/fsck; fail "e2fsck of point $id ($kind)"; return 1; }
+    hrlctl --socket /run/hrl/secondary.sock failover db0 --cleanup >/dev/null || fail "cleanup" || return 1
+  done
+  echo "CHECK: $app app-consistent and $crash crash-consistent points: each image mounts and passes e2fsck -fn"
+  [ $app -eq 2 ] && [ $crash -ge 3 ] || fail "expected 2 app-consistent points and at least 3 crash-consistent" || return 1
+  killall hrld
+  wait
 }
