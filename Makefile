@@ -46,6 +46,7 @@ bench: userspace
 	@python3 bench/vm-targets.py $(BUILD)
 	@bench/replication.sh $(BUILD)
 	@bench/resync.sh $(BUILD)
+	@bench/history.sh $(BUILD)
 
 demo: userspace
 	@tools/demo $(BUILD)

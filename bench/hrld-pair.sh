@@ -1,5 +1,9 @@
 # Sourced by the benchmarks that run two hrld on loopback.
 # free_port: a TCP port nothing listens on.
+# bench_journal BIN LOG DATA SIZE: a journal of SIZE bytes (half text-like,
+# half random) written once through LogWriter, formatted as in sync (a new
+# replica needs no initial resync); LOG.superblock keeps its superblock from
+# before any run acknowledged it.
 # hrld_pair BIN DIR LOG DATA REPLICA STATE_DIR: a site CA and two node
 # certificates (made with hrlctl) in DIR/certs, and DIR/primary.toml and
 # DIR/secondary.toml for a volume "bench" (control sockets DIR/<node>.sock).
@@ -19,4 +23,14 @@ hrld_pair() {
     "$log" "$data" "$port" >>"$dir/primary.toml"
   printf '[[volume]]\nname = "bench"\nrole = "secondary"\nlisten = "127.0.0.1:%s"\nreplica = "%s"\nstate_dir = "%s"\n' \
     "$port" "$replica" "$state" >>"$dir/secondary.toml"
+}
+
+bench_journal() {
+  local bin=$1 log=$2 data=$3 size=$4
+  if [ ! -f "$log.done" ] || [ "$(cat "$log.done")" != "$size in-sync" ]; then
+    echo "generating a $((size >> 20)) MiB journal (half text-like, half random) through LogWriter..."
+    "$bin/bench/hrl-bench-log-reader" generate-corpus "$log" "$data" "$size"
+    dd if="$log" of="$log.superblock" bs=4096 count=2 status=none
+    echo "$size in-sync" > "$log.done"
+  fi
 }

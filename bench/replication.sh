@@ -15,12 +15,7 @@ bin=$(realpath "$build")
 mkdir -p "$dir"
 log=$dir/journal.log data=$dir/journal.data replica=$dir/replica.img state=$dir/state
 
-if [ ! -f "$log.done" ] || [ "$(cat "$log.done")" != "$size in-sync" ]; then
-  echo "generating a $((size >> 20)) MiB journal (half text-like, half random) through LogWriter..."
-  "$bin/bench/hrl-bench-log-reader" generate-corpus "$log" "$data" "$size"
-  dd if="$log" of="$log.superblock" bs=4096 count=2 status=none  # the journal before any run acknowledged it
-  echo "$size in-sync" > "$log.done"  # formatted as in sync: a new replica needs no initial resync
-fi
+bench_journal "$bin" "$log" "$data" "$size"
 dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none
 read -r ring_offset used last < <("$bin/userspace/hrl-log" verify --json "$log" | python3 -c '
 import json, sys

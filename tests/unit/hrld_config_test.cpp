@@ -59,5 +59,29 @@ TEST_F(HrldConfig, WrongResyncSettingsAreRefusedByName) {
   EXPECT_NE(error().find("'data' (the volume's data device) is required"), std::string::npos) << error();
 }
 
+// A site that may change roles carries both roles' settings; history and
+// retention have defaults an operator of Site Recovery would expect.
+TEST_F(HrldConfig, BothRolesAndRetention) {
+  write("data = \"/dev/sdb\"\nlisten = \"0.0.0.0:7789\"\nreplica = \"/dev/sdb\"\nstate_dir = \"/var/lib/hrl\"\n");
+  VolumeConfig v = load_config(path).volumes[0];
+  EXPECT_EQ(missing_for_primary(v), "");
+  EXPECT_EQ(missing_for_secondary(v), "") << "a primary that can become the secondary";
+  EXPECT_TRUE(v.history);
+  EXPECT_EQ(v.point_interval, 300);
+  EXPECT_EQ(v.retention_hours, 24);
+  EXPECT_EQ(v.retention_bytes, 0u);
+  write("data = \"/dev/sdb\"\n");
+  EXPECT_NE(missing_for_secondary(load_config(path).volumes[0]).find("'listen' is missing"), std::string::npos);
+  write("data = \"/dev/sdb\"\nretention_size = \"100M\"\nhistory_segment = \"64M\"\n");
+  EXPECT_NE(error().find("retention_size must hold at least 4 history segments"), std::string::npos) << error();
+  write("data = \"/dev/sdb\"\nretention_size = \"1G\"\nhistory_segment = \"16M\"\nretention_hours = 0\n");
+  v = load_config(path).volumes[0];
+  EXPECT_EQ(v.retention_bytes, 1ull << 30);
+  EXPECT_EQ(v.history_segment, 16ull << 20);
+  EXPECT_EQ(v.retention_hours, 0);
+  write("data = \"/dev/sdb\"\nretention_size = \"lots\"\n");
+  EXPECT_NE(error().find("retention_size 'lots' is not a number"), std::string::npos) << error();
+}
+
 }  // namespace
 }  // namespace hrl

@@ -15,7 +15,11 @@ uint64_t parse_size(const toml::node_view<const toml::node>& v, const std::strin
   auto s = v.value<std::string>();
   if (!s || s->empty()) return 0;
   size_t used = 0;
-  double x = std::stod(*s, &used);
+  double x = -1;
+  try {
+    x = std::stod(*s, &used);
+  } catch (const std::exception&) {  // not a number at all: the message below says so
+  }
   std::string unit = s->substr(used);
   double mul = unit.empty() ? 1 : unit == "K" ? 1 << 10 : unit == "M" ? 1 << 20 : unit == "G" ? 1 << 30 : -1;
   if (mul < 0 || x < 0) throw std::runtime_error(where + ": " + key + " '" + *s + "' is not a number with K, M or G");

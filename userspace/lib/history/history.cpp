@@ -19,9 +19,9 @@ UndoJournal& History::journal() {
   return *journal_;
 }
 
-void History::capture(const File& replica, std::span<const LogRecord> batch) {
+void History::capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io) {
   std::lock_guard lock(mu_);
-  journal().capture(replica, batch);
+  journal().capture(replica, batch, io);
 }
 
 void History::add_point(uint64_t seq, PointKind kind, const std::string& name) {

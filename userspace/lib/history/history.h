@@ -34,7 +34,7 @@ class History {
   void open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq);
 
   // The session's side: before-images ahead of every batch, points after.
-  void capture(const File& replica, std::span<const LogRecord> batch);
+  void capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io = nullptr);
   void add_point(uint64_t seq, PointKind kind, const std::string& name);
   // The replica changed without before-images (a resync): nothing before
   // start_seq can be rebuilt.

@@ -34,9 +34,8 @@ File open_image(const std::string& path, uint64_t size, bool& holes_read_zero) {
 }
 
 void undo(const std::vector<UndoJournal::Undo>& plan, const File& image, ImageProgress* progress) {
-  UndoJournal::apply(plan, image);
-  if (progress)
-    for (const auto& u : plan) progress->undone_bytes += uint64_t{u.sectors} * 512;
+  uint64_t written = UndoJournal::apply(plan, image);
+  if (progress) progress->undone_bytes += written;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 
 #include <hrl/log_format.h>
@@ -171,19 +172,60 @@ void UndoJournal::drop_oldest_segment() {
   dropped_++;
 }
 
-void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch) {
+namespace {
+
+// Reads each request's bytes from `file`: at the backend's queue depth when
+// there is one, one after the other otherwise.
+void read_all(const File& file, std::vector<AlignedBuffer>& bufs, const std::vector<uint64_t>& offsets, IoBackend* io) {
+  if (!io) {
+    for (size_t i = 0; i < bufs.size(); i++) file.read_at(bufs[i].span(), offsets[i]);
+    return;
+  }
+  IoCompletion done[32];
+  size_t next = 0, finished = 0;
+  while (finished < bufs.size()) {
+    while (next < bufs.size() && io->in_flight() < io->queue_depth()) {
+      io->queue({IoOp::Read, file.fd(), bufs[next].data(), static_cast<uint32_t>(bufs[next].size()), offsets[next], next});
+      next++;
+    }
+    size_t n = io->wait(done, 1);
+    for (size_t k = 0; k < n; k++) {
+      const size_t i = done[k].tag;
+      if (done[k].result < 0) throw_errno(static_cast<int>(-done[k].result), "read " + file.path());
+      if (static_cast<uint64_t>(done[k].result) != bufs[i].size())  // a short read: the rest, in place
+        file.read_at(bufs[i].span().subspan(static_cast<size_t>(done[k].result)), offsets[i] + done[k].result);
+      finished++;
+    }
+  }
+}
+
+}  // namespace
+
+void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io) {
   if (segments_.back().end >= segment_bytes_ && last_seq() > segments_.back().from_seq) begin_segment(last_seq());
   Segment& seg = segments_.back();
   const size_t index = dropped_ + segments_.size() - 1;
-  std::vector<std::byte> out;
-  std::vector<Entry> added;
-  uint64_t at = seg.end;
+  // The replica's bytes under each record to capture, as they are before the batch.
+  std::vector<size_t> which;
+  std::vector<AlignedBuffer> images;
+  std::vector<uint64_t> offsets;
   for (size_t i = 0; i < batch.size(); i++) {
     const RecordHeader& h = batch[i].header;
     if ((h.type != HRL_REC_WRITE && h.type != HRL_REC_DISCARD) || h.seq <= last_seq()) continue;
-    const uint64_t bytes = uint64_t{h.nr_sectors} * HRL_SECTOR_SIZE, start = h.sector * HRL_SECTOR_SIZE;
-    AlignedBuffer before(bytes);
-    replica.read_at(before.span(), start);
+    which.push_back(i);
+    images.emplace_back(uint64_t{h.nr_sectors} * HRL_SECTOR_SIZE);
+    offsets.push_back(h.sector * HRL_SECTOR_SIZE);
+  }
+  if (which.empty()) return;
+  read_all(replica, images, offsets, io);
+  std::vector<std::byte> out;
+  std::vector<Entry> added;
+  uint64_t at = seg.end;
+  for (size_t w = 0; w < which.size(); w++) {
+    const size_t i = which[w];
+    const RecordHeader& h = batch[i].header;
+    const uint64_t bytes = images[w].size(), start = offsets[w];
+    AlignedBuffer& before = images[w];
     // What the earlier records of this batch write there comes first.
     for (size_t j = 0; j < i; j++) {
       const RecordHeader& e = batch[j].header;
@@ -210,7 +252,6 @@ void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch)
     added.push_back({h.seq, h.sector, h.nr_sectors, at + kEntryHeader, index});
     at += kEntryHeader + bytes;
   }
-  if (added.empty()) return;
   seg.file->write_at(out, seg.end);
   seg.file->datasync();  // before the replica changes
   seg.end = at;
@@ -227,13 +268,48 @@ std::vector<UndoJournal::Undo> UndoJournal::plan_back_to(uint64_t target) const 
   return plan;
 }
 
-void UndoJournal::apply(const std::vector<Undo>& plan, const File& image) {
-  for (const Undo& u : plan) {
-    AlignedBuffer bytes(uint64_t{u.sectors} * HRL_SECTOR_SIZE);  // the image may be O_DIRECT
-    u.segment->read_at(bytes.span(), u.offset);
-    image.write_at(bytes.span(), u.sector * HRL_SECTOR_SIZE);
+namespace {
+
+// Calls gap(a, b) for each part of [start, end) that `done` (disjoint byte
+// ranges, start -> end) does not cover, then adds [start, end) to it.
+template <typename Gap>
+void cover(std::map<uint64_t, uint64_t>& done, uint64_t start, uint64_t end, Gap gap) {
+  auto it = done.upper_bound(start);
+  if (it != done.begin() && std::prev(it)->second >= start) --it;  // reaches into [start, end)
+  uint64_t pos = start, lo = start, hi = end;
+  while (it != done.end() && it->first <= end) {
+    if (it->first > pos) gap(pos, it->first);
+    pos = std::max(pos, it->second);
+    lo = std::min(lo, it->first);
+    hi = std::max(hi, it->second);
+    it = done.erase(it);
+  }
+  if (pos < end) gap(pos, end);
+  done[lo] = hi;
+}
+
+}  // namespace
+
+uint64_t UndoJournal::apply(const std::vector<Undo>& plan, const File& image) {
+  // A byte's value at the target is the before-image of the oldest record
+  // after it that wrote there. Oldest first, a byte already restored is
+  // skipped: an hour of rewrites of a hot set costs one pass over what it
+  // touched, not one per rewrite.
+  std::map<uint64_t, uint64_t> done;
+  AlignedBuffer bytes;  // the image may be O_DIRECT
+  uint64_t written = 0;
+  for (auto u = plan.rbegin(); u != plan.rend(); ++u) {
+    const uint64_t start = u->sector * HRL_SECTOR_SIZE;
+    cover(done, start, start + uint64_t{u->sectors} * HRL_SECTOR_SIZE, [&](uint64_t a, uint64_t b) {
+      if (bytes.size() < b - a) bytes = AlignedBuffer(b - a);
+      std::span<std::byte> part(bytes.data(), b - a);
+      u->segment->read_at(part, u->offset + (a - start));
+      image.write_at(part, a);
+      written += b - a;
+    });
   }
   image.datasync();
+  return written;
 }
 
 void UndoJournal::roll_back(const File& image, uint64_t at, uint64_t target) const {

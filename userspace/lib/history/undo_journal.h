@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "io/file.h"
+#include "io/io_backend.h"
 #include "log/log_reader.h"
 
 namespace hrl {
@@ -53,8 +54,9 @@ class UndoJournal {
   // read from `replica` as it is before the batch is applied (a record's
   // before-image includes what earlier records of the batch write). Records
   // already captured (seq <= last_seq(), after a crash between capture and
-  // apply) are skipped. Durable on return.
-  void capture(const File& replica, std::span<const LogRecord> batch);
+  // apply) are skipped. Durable on return. With `io`, the before-images are
+  // read together, at its queue depth.
+  void capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io = nullptr);
 
   // What returns an image to the boundary after record `target`: the
   // before-images of the records after it, newest first. The plan keeps its
@@ -68,8 +70,10 @@ class UndoJournal {
   std::vector<Undo> plan_back_to(uint64_t target) const;
   // Writes a plan into `image`, which must hold every record the plan's
   // entries were captured for (or any mix of them with older content of
-  // those blocks), and nothing newer in the other blocks.
-  static void apply(const std::vector<Undo>& plan, const File& image);
+  // those blocks), and nothing newer in the other blocks. Each byte is
+  // written once, from the oldest entry that covers it; returns the bytes
+  // written.
+  static uint64_t apply(const std::vector<Undo>& plan, const File& image);
 
   // Returns `image`, a copy of the replica holding every record up to `at`,
   // to the boundary after record `target` (from_seq() <= target <= at).

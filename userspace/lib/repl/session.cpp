@@ -696,7 +696,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     }
     std::vector<LogRecord> batch;
     for (const auto& br : records) batch.push_back(LogRecord{br.header, 0, br.payload});
-    if (history) history->capture(replica, batch);  // durable before the replica changes
+    if (history) history->capture(replica, batch, io.get());  // durable before the replica changes
     RecordApplier applier(replica, state->data_sectors, *io);
     for (const auto& rec : batch) applier.apply(rec);
     applier.finish();  // applied and fdatasync'ed
