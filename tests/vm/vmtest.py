@@ -114,6 +114,15 @@ class Kernel:
         with open(f"{etc}/secondary.toml", "w") as f:
             f.write(node.format(n="secondary") + '[[volume]]\nname = "db0"\nrole = "secondary"\n'
                     'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl"\npoint_interval = 1.0\n')
+        # Two sites that change roles (the failover scenario): each has both roles' settings.
+        with open(f"{etc}/site-a.toml", "w") as f:
+            f.write(node.format(n="primary") + '[[volume]]\nname = "db0"\nrole = "primary"\nlog = "/dev/vdb"\n'
+                    'device = "hrl-db0"\npeer = "127.0.0.1:7789"\npeer_name = "secondary"\n'
+                    'listen = "127.0.0.1:7790"\nreplica = "/dev/vda"\nstate_dir = "/var/lib/hrl-a"\n')
+        with open(f"{etc}/site-b.toml", "w") as f:
+            f.write(node.format(n="secondary") + '[[volume]]\nname = "db0"\nrole = "secondary"\n'
+                    'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl-b"\n'
+                    'log = "/dev/vdd"\ndevice = "hrl-db0b"\npeer = "127.0.0.1:7790"\npeer_name = "primary"\n')
 
     def boot(self, scenario, disks, timeout=240, kill_marker=None):
         """Boots the guest on the disk images; returns the console text."""
@@ -370,27 +379,36 @@ def scenario_replicate(k, build, work, c):
              f"the log was not acknowledged to its head through dm: tail {sb['tail_seq']}, head {sb['head_seq']}")
 
 
-def replica_equal_after(scenario, k, work, c, log_mib):
-    """A guest scenario over a data disk and its replica, equal at the start; they must end equal."""
-    data, log, spare = make_images(work, data_mib=48, log_mib=log_mib, spare_mib=48)
+def replica_equal_after(scenario, k, work, c, log_mib, data_mib=48, fourth_mib=0, ext4=False):
+    """A guest scenario over a data disk and its replica, equal at the start (random bytes, or a
+    new ext4); with fourth_mib, a blank fourth disk. They must end equal. Returns whether the guest
+    passed."""
+    data, log, spare = make_images(work, data_mib=data_mib, log_mib=log_mib, spare_mib=data_mib,
+                                   random_data=not ext4)
+    if ext4:
+        run(["mkfs.ext4", "-q", "-F", data])
     shutil.copy(data, spare)  # hrlctl volume create --assume-in-sync
-    if not passed_in_guest(c, k.boot(scenario, [data, log, spare], timeout=400)):
-        return
-    c.expect(files_equal(data, spare), f"the replica differs from the data device after the {scenario} scenario")
+    disks = [data, log, spare]
+    if fourth_mib:
+        disks.append(f"{work}/fourth.img")
+        with open(disks[-1], "wb") as f:
+            f.truncate(fourth_mib * MIB)
+    if not passed_in_guest(c, k.boot(scenario, disks, timeout=500)):
+        return False
+    return c.expect(files_equal(data, spare), f"the replica differs from the data device after the {scenario} scenario")
 
 
 def scenario_points(k, build, work, c):
-    """ext4 on dm-hrl: the guest checks each point's image; the replica ends equal."""
-    data, log, spare = make_images(work, data_mib=64, log_mib=64, spare_mib=64, random_data=False)
-    run(["mkfs.ext4", "-q", "-F", data])
-    shutil.copy(data, spare)  # hrlctl volume create --assume-in-sync
-    image = f"{work}/image.img"
-    with open(image, "wb") as f:
-        f.truncate(64 * MIB)
-    if not passed_in_guest(c, k.boot("points", [data, log, spare, image], timeout=500)):
-        return
-    c.expect(files_equal(data, spare), "the replica differs from the data device after the points scenario")
-    c.expect(any("app-consistent and" in l for l in guest_lines(c.console, "CHECK:")), "no points were checked")
+    """ext4 on dm-hrl; the guest checks each point's image (on the fourth disk)."""
+    if replica_equal_after("points", k, work, c, log_mib=64, data_mib=64, fourth_mib=64, ext4=True):
+        c.expect(any("app-consistent and" in l for l in guest_lines(c.console, "CHECK:")), "no points were checked")
+
+
+def scenario_failover(k, build, work, c):
+    """A planned failover to the other site (its log on the fourth disk) and a failback."""
+    if replica_equal_after("failover", k, work, c, log_mib=32, fourth_mib=32):
+        sb = dump(build, f"{work}/log.img")["superblock"]
+        c.expect(sb["generation"] == 3, f"site-a's log is at generation {sb['generation']}, not 3 after two failovers")
 
 
 def scenario_resync(k, build, work, c):
@@ -414,6 +432,7 @@ SCENARIOS = {
     "resync": scenario_resync,
     "corrupt": scenario_corrupt,
     "points": scenario_points,
+    "failover": scenario_failover,
 }
 
 

@@ -138,6 +138,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.log_path = v.log;
   opt.dm_device = v.device;
   opt.data_path = v.data;
+  opt.dm_table_data = v.replica;
   opt.control = &rt.operator_control;
   opt.log = [&v](const std::string& line) { log_line(v.name, line); };
   if (!v.resync_window.empty())
@@ -209,7 +210,6 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   rt.set_state("listening");
   SecondaryOptions opt{v.replica, rt.state_path(), rt.history.get(), v.point_interval, c.node, backend,
                        [&rt](const ReplicaState& st, uint64_t generation) { become_primary(rt, st, generation, true); }};
-  finish_interrupted_failover(rt);
   // A session ends when the daemon stops, a failover needs the replica, or the site takes over.
   SessionStop session_stop([&rt] { return rt.hold_sessions || rt.is_primary(); });
   auto last_prune = std::chrono::steady_clock::now();
@@ -225,8 +225,13 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     if (s.fd() >= 0 && rt.hold_sessions) continue;  // dropped: the primary retries after the failover
     if (s.fd() < 0) {
       if (rt.history && std::chrono::steady_clock::now() - last_prune >= 1s) {  // retention goes on between sessions
-        rt.history->prune(now_realtime_ns());
         last_prune = std::chrono::steady_clock::now();
+        try {
+          auto st = ReplicaState::load(rt.state_path());
+          if (!st || !st->promoted) rt.history->prune(now_realtime_ns());  // a failed-over replica keeps its history
+        } catch (const std::exception& e) {
+          log_line(v.name, std::string("retention: ") + e.what());
+        }
       }
       continue;
     }
@@ -282,6 +287,18 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     fprintf(stderr, "hrld: %s\n", e.what());
     return 1;
+  }
+  // A failover a crash interrupted is finished first, before any operator
+  // command or session can touch the replica.
+  for (auto& rt : volumes) {
+    if (rt->is_primary()) continue;
+    try {
+      finish_interrupted_failover(*rt);
+    } catch (const std::exception& e) {
+      log_line(rt->config.name, std::string("CRITICAL: the interrupted failover cannot finish: ") + e.what());
+      rt->set_state("critical", e.what());
+      rt->hold_sessions = true;
+    }
   }
   std::vector<std::thread> workers;
   for (auto& rt : volumes) {

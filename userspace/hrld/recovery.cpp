@@ -66,7 +66,7 @@ nlohmann::json create_point(VolumeRuntime& v, const nlohmann::json& req) {
   if (point.rfind(kAppPointPrefix, 0) == 0)
     return fail(std::string("'") + kAppPointPrefix + "' starts the names of app-consistent points: use --freeze");
   try {
-    auto mark = [&] { return dm_message(v.config.device, "mark " + full); };
+    auto mark = [device = v.config.device, full] { return dm_message(device, "mark " + full); };
     std::string seq;
     if (freeze.empty()) {
       seq = mark();
@@ -105,10 +105,11 @@ nlohmann::json start_test_failover(VolumeRuntime& v, const nlohmann::json& req) 
   tf.image = req.value("image", default_test_image(v));
   tf.error.clear();
   tf.progress.total_bytes = tf.progress.copied_bytes = tf.progress.undone_bytes = 0;
+  tf.cancel = false;
   tf.worker = std::thread([&v, seq = point->seq, image = tf.image] {
     std::string error;
     try {
-      build_point_image(*v.history, v.config.replica, seq, image, &v.test_failover.progress);
+      build_point_image(*v.history, v.config.replica, seq, image, &v.test_failover.progress, &v.test_failover.cancel);
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -202,8 +203,20 @@ nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req) {
     std::this_thread::sleep_for(20ms);
   }
   try {
-    st = ReplicaState::load(v.state_path());  // the session may have applied more since
+    st = ReplicaState::load(v.state_path());  // the session may have applied more, or begun a resync
+    if (auto why = resyncing(v, *st); !why.empty()) return fail(why);
     const uint64_t seq = point ? point->seq : st->promoted ? st->promoted->seq : st->durable_seq;
+    // The history back to seq stays until the replica is there; if it is
+    // gone already, nothing is recorded and nothing changes.
+    std::optional<History::Pin> pin;
+    if (v.history) {
+      try {
+        v.history->open(st->uuid, st->durable_seq);
+        pin.emplace(*v.history, seq);
+      } catch (const std::exception& e) {
+        return fail(e.what());  // pruned meanwhile: nothing changed
+      }
+    }
     if (!st->promoted) {
       st->generation++;  // the old primary's records are another lineage now
       st->promoted = Promotion{seq, now_realtime_ns(), false, false};
@@ -243,14 +256,15 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
   const std::string& name = v.config.name;
   if (auto why = missing_for_primary(v.config); !why.empty())
     throw std::runtime_error("volume " + name + " cannot be primary on this site: " + why);
-  if (!v.config.device.empty())
-    throw std::runtime_error("volume " + name + " is a dm-hrl device on this site: taking over with the module is not "
-                             "supported yet (fail over unplanned, then map it with hrlctl volume create)");
+  if (!v.config.device.empty() && dm_open_count(v.config.device))
+    throw std::runtime_error("/dev/mapper/" + v.config.device + " already exists on this site");
   FormatOptions fo;
   fo.uuid = st.uuid;
   fo.generation = generation;
   fo.assume_in_sync = in_sync;
   format_log(File::open(v.config.log, O_RDWR), st.data_sectors, fo);
+  // With dm-hrl, the application writes through the target from now on: map it over the replica.
+  if (!v.config.device.empty()) dm_create(v.config.device, st.data_sectors, "hrl", v.config.replica + " " + v.config.log);
   ReplicaState next = st;
   next.generation = generation;
   next.promoted = Promotion{st.durable_seq, now_realtime_ns(), true, true};
@@ -263,7 +277,7 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
 }
 
 void become_secondary_after_handover(VolumeRuntime& v) {
-  Superblock sb = read_superblock(File::open(v.config.log, O_RDONLY));
+  Superblock sb = read_superblock(File::open_direct(v.config.log, O_RDONLY));  // the kernel may have written it
   ReplicaState st;
   st.uuid = sb.uuid;
   st.generation = sb.generation + 1;
@@ -307,6 +321,9 @@ nlohmann::json reprotect(VolumeRuntime& v) {
         return fail("/dev/mapper/" + v.config.device + " still exists: stop the application and remove it first "
                     "(hrlctl volume remove); the replica is written under it");
       Superblock sb = read_superblock(File::open_direct(v.config.log, O_RDONLY));
+      if (v.config.device.empty() && !sb.has(HRL_SB_CLEAN))
+        return fail("volume " + name + "'s log is open for writing: stop the application first; the resync "
+                    "will overwrite its data");
       ReplicaState st;
       st.uuid = sb.uuid;
       st.generation = sb.generation;

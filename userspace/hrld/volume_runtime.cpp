@@ -43,6 +43,7 @@ void VolumeRuntime::set_role(Role r) {
 }
 
 VolumeRuntime::~VolumeRuntime() {
+  test_failover.cancel = true;
   if (test_failover.worker.joinable()) test_failover.worker.join();
 }
 

@@ -42,6 +42,7 @@ class VolumeRuntime {
     uint64_t seq = 0;
     std::string image, error;
     ImageProgress progress;
+    std::atomic<bool> cancel{false};  // the daemon stops: the build ends early
     std::thread worker;
   } test_failover;
   ~VolumeRuntime();

@@ -369,3 +369,51 @@ scenario_points() {
   killall hrld
   wait
 }
+
+# Waits until the replica whose state is in $2 holds every record of dm device $1.
+caught_up_with() {
+  i=0
+  while [ $i -lt 900 ]; do
+    head=$(dmsetup status "$1" | cut -d' ' -f5)
+    got=$(sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' "$2/db0.state" 2>/dev/null)
+    [ "$got" = "$((head - 1))" ] && return 0
+    usleep 100000
+    i=$((i + 1))
+  done
+  fail "$2 holds ${got:-nothing} of $((head - 1)) records of $1"
+}
+
+# 13. Planned failover and failback with dm-hrl on both sites (two hrld in the
+#     guest): site-a (vda, log vdb) hands over to site-b (vdc, log vdd), which
+#     maps its own device and takes the writes; failback brings them home.
+#     The host compares vda and vdc.
+scenario_failover() {
+  ip link set lo up
+  mkdir -p /run/hrl /var/lib/hrl-a /var/lib/hrl-b
+  hrlctl volume create db0 --data /dev/vda --log /dev/vdb --assume-in-sync || fail "hrlctl volume create" || return 1
+  hrld --config /etc/hrl/site-a.toml 2>/tmp/a.log &
+  hrld --config /etc/hrl/site-b.toml 2>/tmp/b.log &
+  write() {
+    fio --name="$2" --filename="/dev/mapper/$1" --direct=1 --ioengine=libaio --iodepth=8 --rw=randwrite \
+        --bssplit=4k/70:64k/30 --size=8m --offset="$3" --output-format=terse >/dev/null || fail "fio on $1"
+  }
+  a=/run/hrl/primary.sock b=/run/hrl/secondary.sock
+  write hrl-db0 a1 0 && caught_up_with hrl-db0 /var/lib/hrl-b || return 1
+  exec 3</dev/mapper/hrl-db0  # the application still holds the volume
+  hrlctl --socket $a failover db0 --planned >/tmp/out 2>&1 && fail "a planned failover of a volume in use" && return 1
+  grep -q "is in use" /tmp/out || { cat /tmp/out; fail "no clear refusal"; return 1; }
+  exec 3<&-
+  hrlctl --socket $a failover db0 --planned || { sed 's/^/hrld: /' /tmp/a.log /tmp/b.log | tail; fail "planned failover"; return 1; }
+  [ -b /dev/mapper/hrl-db0b ] && ! [ -e /dev/mapper/hrl-db0 ] || fail "site-b did not take the volume over" || return 1
+  echo "CHECK: site-b maps hrl-db0b; $(hrlctl --socket $b status | tail -1)"
+  write hrl-db0b b1 16m && caught_up_with hrl-db0b /var/lib/hrl-a || return 1
+  hrlctl --socket $a failback db0 >/tmp/out 2>&1 && fail "a failback from the site that is not primary" && return 1
+  hrlctl --socket $b failback db0 || { sed 's/^/hrld: /' /tmp/a.log /tmp/b.log | tail; fail "failback"; return 1; }
+  [ -b /dev/mapper/hrl-db0 ] && ! [ -e /dev/mapper/hrl-db0b ] || fail "site-a did not take the volume back" || return 1
+  write hrl-db0 a2 32m && caught_up_with hrl-db0 /var/lib/hrl-b || return 1
+  grep -h "starting checksum" /tmp/a.log /tmp/b.log && fail "a resync ran: failover and failback must not need one" && return 1
+  echo "CHECK: failover and failback without a resync"
+  killall hrld
+  wait
+  dmsetup remove hrl-db0
+}

@@ -54,6 +54,15 @@ void dm_remove(const std::string& device) {
   dm_udev_wait(cookie);
 }
 
+std::optional<int> dm_open_count(const std::string& device) {
+  Task t = make_task(DM_DEVICE_INFO, device);
+  dm_info info{};
+  if (!dm_task_run(t.get()) || !dm_task_get_info(t.get(), &info))
+    throw std::runtime_error("device-mapper: no information on " + device);
+  if (!info.exists) return std::nullopt;
+  return info.open_count;
+}
+
 std::string dm_status(const std::string& device) {
   Task t = make_task(DM_DEVICE_STATUS, device);
   if (!dm_task_run(t.get())) throw std::runtime_error("device-mapper: no status for " + device);

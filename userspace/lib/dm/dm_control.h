@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace hrl {
@@ -18,6 +19,11 @@ std::string dm_status(const std::string& device);
 // sectors), as dmsetup create; its node appears at /dev/mapper/<device>.
 void dm_create(const std::string& device, uint64_t sectors, const std::string& target, const std::string& params);
 // Removes a device (it is suspended first, so the target writes its state).
+// Fails while something holds it open.
 void dm_remove(const std::string& device);
+
+// How many holders have the device open (a mounted file system, an
+// application); empty when there is no such device.
+std::optional<int> dm_open_count(const std::string& device);
 
 }  // namespace hrl

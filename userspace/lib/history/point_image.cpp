@@ -41,7 +41,7 @@ void undo(const std::vector<UndoJournal::Undo>& plan, const File& image, ImagePr
 }  // namespace
 
 void build_point_image(History& history, const std::string& replica_path, uint64_t seq, const std::string& image_path,
-                       ImageProgress* progress) {
+                       ImageProgress* progress, const std::atomic<bool>* cancel) {
   History::Pin pin(history, seq);  // the history back to seq stays while the copy runs
   File replica = File::open_direct(replica_path, O_RDONLY);
   const uint64_t size = replica.size();
@@ -50,6 +50,7 @@ void build_point_image(History& history, const std::string& replica_path, uint64
   if (progress) progress->total_bytes = size;
   AlignedBuffer buf(kCopyChunk);
   for (uint64_t off = 0; off < size; off += kCopyChunk) {
+    if (cancel && *cancel) throw std::runtime_error("the image was not finished: hrld stopped");
     auto n = static_cast<size_t>(std::min(kCopyChunk, size - off));
     std::span<std::byte> part(buf.data(), n);
     replica.read_at(part, off);

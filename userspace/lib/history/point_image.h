@@ -20,8 +20,9 @@ struct ImageProgress {
 // changing the replica: the copy mixes records applied during it, and the
 // before-images of every record after seq, captured before it was applied,
 // take all of them out. A test failover's image.
+// Throws when `cancel` turns true (the image is then incomplete).
 void build_point_image(History& history, const std::string& replica_path, uint64_t seq, const std::string& image_path,
-                       ImageProgress* progress = nullptr);
+                       ImageProgress* progress = nullptr, const std::atomic<bool>* cancel = nullptr);
 
 // Returns the replica itself to the image after record seq (an unplanned
 // failover). Nothing may apply records to it meanwhile.

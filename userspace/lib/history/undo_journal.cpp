@@ -133,8 +133,8 @@ uint64_t UndoJournal::last_seq_or(uint64_t none) const {
 
 // Starts the segment that takes the records after from_seq, durable before
 // any entry goes in.
-void UndoJournal::begin_segment(uint64_t from_seq) {
-  const std::string path = dir_ + "/" + segment_name(from_seq);
+UndoJournal::Segment UndoJournal::write_segment(const std::string& dir, uint64_t from_seq) const {
+  const std::string path = dir + "/" + segment_name(from_seq);
   auto file = std::make_shared<File>(File::open(path, O_RDWR | O_CREAT | O_TRUNC));
   AlignedBuffer h(kHeaderBytes);
   RawSegmentHeader sh{};
@@ -147,9 +147,11 @@ void UndoJournal::begin_segment(uint64_t from_seq) {
   std::memcpy(h.data(), &sh, sizeof sh);
   file->write_at(h.span(), 0);
   file->datasync();
-  sync_directory(dir_);
-  segments_.push_back({file, from_seq, now, kHeaderBytes});
+  sync_directory(dir);
+  return {file, from_seq, now, kHeaderBytes};
 }
+
+void UndoJournal::begin_segment(uint64_t from_seq) { segments_.push_back(write_segment(dir_, from_seq)); }
 
 uint64_t UndoJournal::size_bytes() const {
   uint64_t n = 0;
@@ -323,23 +325,22 @@ void UndoJournal::roll_back(const File& image, uint64_t at, uint64_t target) con
 
 void UndoJournal::reset(uint64_t start_seq) {
   // The new, empty history is made beside the old one, then the two swap in
-  // one rename: a crash leaves one or the other, never a mix.
+  // one rename: a crash leaves one or the other, never a mix. Until the
+  // rename, a failure leaves this object on the old history.
   const std::string fresh = dir_ + ".new";
   fs::remove_all(fresh);
   fs::create_directories(fresh);
-  std::string live = dir_;
-  dir_ = fresh;
+  Segment seg = write_segment(fresh, start_seq);
+  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, dir_.c_str(), RENAME_EXCHANGE) < 0)
+    throw_errno(errno, "swap " + fresh + " with " + dir_);
+  // The same file, under its name in the live directory.
+  seg.file = std::make_shared<File>(File::open(dir_ + "/" + segment_name(start_seq), O_RDWR));
   segments_.clear();
   entries_.clear();
   dropped_ = 0;
-  begin_segment(start_seq);
-  dir_ = live;
-  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, dir_.c_str(), RENAME_EXCHANGE) < 0)
-    throw_errno(errno, "swap " + fresh + " with " + dir_);
+  segments_.push_back(std::move(seg));
   sync_directory(fs::path(dir_).parent_path().string());
   fs::remove_all(fresh);  // the old history now
-  // The same file, under its name in the live directory.
-  segments_.back().file = std::make_shared<File>(File::open(dir_ + "/" + segment_name(start_seq), O_RDWR));
 }
 
 }  // namespace hrl

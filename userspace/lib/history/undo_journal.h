@@ -97,6 +97,7 @@ class UndoJournal {
   };
   void load();
   void load_segment(const std::string& path, bool newest);
+  Segment write_segment(const std::string& dir, uint64_t from_seq) const;  // a new, empty segment file, durable
   void begin_segment(uint64_t from_seq);
   uint64_t last_seq_or(uint64_t none) const;  // last_seq(), or `none` before any segment is loaded
   std::string dir_;

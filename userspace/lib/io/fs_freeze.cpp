@@ -20,7 +20,7 @@ namespace {
 struct FreezeJob {
   std::mutex mu;
   std::condition_variable cv;
-  bool done = false, abandoned = false;
+  bool frozen = false, done = false, abandoned = false;
   std::string result, error;
 };
 
@@ -48,6 +48,8 @@ std::string while_frozen(const std::string& mountpoint, std::chrono::millisecond
       {
         std::lock_guard lock(job->mu);
         abandoned = job->abandoned;
+        job->frozen = !abandoned;
+        job->cv.notify_all();
       }
       if (!abandoned) {
         try {
@@ -66,11 +68,14 @@ std::string while_frozen(const std::string& mountpoint, std::chrono::millisecond
     job->cv.notify_all();
   }).detach();
   std::unique_lock lock(job->mu);
-  if (!job->cv.wait_for(lock, timeout, [&] { return job->done; })) {
+  // The timeout is the freeze's: once frozen, fn runs to its end and the
+  // thaw follows at once, so what fn did is what the caller hears.
+  if (!job->cv.wait_for(lock, timeout, [&] { return job->frozen || job->done; })) {
     job->abandoned = true;
     throw std::runtime_error("freezing " + mountpoint + " for a point took more than " + std::to_string(timeout.count()) +
-                             " ms: it is thawed as soon as the freeze completes; take the point again");
+                             " ms: no point was taken; it is thawed as soon as the freeze completes");
   }
+  job->cv.wait(lock, [&] { return job->done; });
   if (!job->error.empty()) throw std::runtime_error(job->error);
   return job->result;
 }

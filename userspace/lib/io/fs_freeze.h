@@ -10,9 +10,10 @@
 namespace hrl {
 
 // Freezes the file system mounted at `mountpoint`, runs `while_frozen`, and
-// thaws. The application waits at most `timeout`: if the freeze has not
-// finished by then, no point is taken (throws), and the file system is
-// thawed the moment the freeze completes. Returns what while_frozen returned.
+// thaws. If the freeze has not finished within `timeout`, nothing runs
+// (throws), and the file system is thawed the moment the freeze completes;
+// once frozen, the application waits only for while_frozen. Returns what
+// while_frozen returned.
 std::string while_frozen(const std::string& mountpoint, std::chrono::milliseconds timeout,
                          std::function<std::string()> while_frozen);
 

@@ -115,6 +115,7 @@ class PrimarySession {
   LogScan scan_log_from(LogPosition from);
   void operator_request();
   std::string hand_over();
+  void map_again();
   bool replace_corrupt_log(const std::string& what);
   void watch_for_damage(const ReadResult& r);
   bool window_open() const { return !opt_.resync_window || opt_.resync_window(); }
@@ -374,18 +375,25 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
 }
 
 // A planned failover (hrlctl failover --planned, failback): the application
-// has stopped (its writer closed the log), every record is made durable, a
-// verify must find the sites equal, and the secondary takes over at the next
-// generation. Returns the outcome.
+// has stopped (its writer closed the log; or nothing holds the dm device
+// open), every record is made durable, a verify must find the sites equal,
+// and the secondary takes over at the next generation. A dm device is
+// removed before PROMOTE, so nothing can write after the verify, and mapped
+// again if the takeover does not happen. Returns the outcome.
 std::string PrimarySession::hand_over() {
-  if (dm())
-    return "refused: a planned failover of a dm-hrl volume is not supported yet; stop the application, "
-           "then fail over unplanned on the secondary";
-  Superblock now = read_superblock(log_);
-  if (!now.has(HRL_SB_CLEAN)) return "refused: the log is open for writing: stop the application first";
+  uint64_t end;
+  if (dm()) {
+    if (auto open = dm_open_count(opt_.dm_device); open && *open > 0)
+      return "refused: /dev/mapper/" + opt_.dm_device + " is in use (open " + std::to_string(*open) +
+             " times): unmount it, stop the application first";
+    end = target_status(opt_.dm_device).head;
+  } else {
+    Superblock now = read_superblock(log_);
+    if (!now.has(HRL_SB_CLEAN)) return "refused: the log is open for writing: stop the application first";
+    end = now.head_seq;
+  }
   // Blocks the ring did not journal (bitmap mode) do not ship: the verify
   // finds them, whatever the flags say.
-  const uint64_t end = now.head_seq;
   if (!ship_until(end) || !run_pass(ResyncMode::Verify, HRL_REASON_OPERATOR, end, 0, ResyncRegions::Device, false))
     return "interrupted: the session stopped; nothing was handed over";
   {
@@ -394,11 +402,41 @@ std::string PrimarySession::hand_over() {
       return "refused: after the drain the sites differ in " + std::to_string(opt_.control->verify_ranges.size()) +
              " ranges: run hrlctl resync, then fail over again";
   }
+  // Nothing may have written since the drain: the device goes (it cannot
+  // while open); a writer's log must still be closed at the same head.
+  if (dm()) {
+    try {
+      dm_remove(opt_.dm_device);
+    } catch (const std::exception& e) {
+      return "refused: " + std::string(e.what()) + ": was it opened during the handover? Stop the application first";
+    }
+  }
+  Superblock now = read_superblock(log_);
+  if (now.head_seq != end || (!dm() && !now.has(HRL_SB_CLEAN))) {
+    if (dm()) map_again();
+    return "refused: writes arrived during the handover; they ship now: stop the application, fail over again";
+  }
   peer_.send(FrameType::Promote, proto::encode(proto::Promote{sb_.generation + 1, end - 1}));
-  auto f = peer_.receive();
-  if (f.header.type == FrameType::Refuse) refused(f);
+  TlsStream::Frame f;
+  try {
+    f = peer_.receive();
+  } catch (const std::exception& e) {
+    // PROMOTE went out: the other site may have taken over. Mapping the
+    // device again could make two primaries; it stays unmapped.
+    throw SessionError(std::string("no answer to PROMOTE (") + e.what() +
+                           "): the other site may be the primary now; check it before anything else",
+                       false);
+  }
+  if (f.header.type == FrameType::Refuse) {  // nothing changed there: the volume stays here
+    if (dm()) map_again();
+    auto r = proto::decode_refuse(f.payload);
+    // The secondary ends the session after a refusal; the next one goes on replicating.
+    throw SessionError("the secondary refused to take over: " + r.message, true);
+  }
   if (f.header.type != FrameType::Promoted)
-    throw SessionError(std::string("expected PROMOTED, got ") + proto::frame_type_name(f.header.type), true);
+    throw SessionError(std::string("expected PROMOTED, got ") + proto::frame_type_name(f.header.type) +
+                           ": the other site may be the primary now; check it before anything else",
+                       false);
   auto p = proto::decode_promote(f.payload);
   if (p.generation != sb_.generation + 1 || p.last_seq != end - 1)
     throw SessionError("the secondary took over at generation " + std::to_string(p.generation) + ", seq " +
@@ -407,6 +445,11 @@ std::string PrimarySession::hand_over() {
   opt_.control->handed_over = true;
   if (opt_.log) opt_.log("handed over at seq " + std::to_string(end - 1) + ": the secondary is the primary now");
   return "completed";
+}
+
+// The dm device a handover removed, back as it was: the volume stays here.
+void PrimarySession::map_again() {
+  dm_create(opt_.dm_device, sb_.data_sectors, "hrl", opt_.dm_table_data + " " + opt_.log_path);
 }
 
 void PrimarySession::operator_request() {

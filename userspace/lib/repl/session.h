@@ -67,6 +67,10 @@ struct PrimaryOptions {
   // The volume's data as the resync reads it: the dm device's node, or the
   // data device a LogWriter writes.
   std::string data_path;
+  // The data device under the dm target (its table: "<this> <log_path>"):
+  // a planned failover removes the device and, if the takeover fails, maps
+  // it again.
+  std::string dm_table_data;
   std::string node;              // this node's name, sent in HELLO
   int zstd_level = 1;
   uint32_t batch_bytes = 4u << 20;
