@@ -52,7 +52,7 @@ demo: userspace
 	@tools/demo $(BUILD)
 
 deb:
-	@echo "deb: not yet (packaging arrives with the packaging issue)"
+	@tools/build-deb $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)
