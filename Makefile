@@ -19,8 +19,8 @@ userspace: deps
 driver: deps
 	@tools/build-driver $(KDIR)
 
-# Every test: unit and integration (ctest), the fuzz target for FUZZ_SECONDS,
-# then the VM tier. Prints one summary line at the end.
+# Every test: unit and integration (ctest), the fuzz targets for FUZZ_SECONDS,
+# the VM tier, the demo in its fast mode, the packages. Prints one summary line at the end.
 check: userspace
 	@tools/run-checks $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
@@ -48,8 +48,12 @@ bench: userspace
 	@bench/resync.sh $(BUILD)
 	@bench/history.sh $(BUILD)
 
+# hrl on one qemu guest, step by step: dm-hrl under ext4, two hrld, status,
+# resync, an app-consistent point, a test failover, the checksums compared.
 demo: userspace
 	@tools/demo $(BUILD)
+
+# hrl and hrl-dkms in $(BUILD)/deb, checked by lintian.
 
 deb:
 	@tools/build-deb $(BUILD)

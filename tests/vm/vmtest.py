@@ -108,28 +108,35 @@ class Kernel:
             run([hrlctl, "cert", "issue", "--dir", etc, node])
         node = ('[node]\nname = "{n}"\ncert = "/etc/hrl/{n}.pem"\nkey = "/etc/hrl/{n}.key"\nca = "/etc/hrl/ca.pem"\n'
                 'control_socket = "/run/hrl/{n}.sock"\nmetrics = ""\nretry_seconds = [0.2, 0.5]\nretry_every = 1.0\n')
-        with open(f"{etc}/primary.toml", "w") as f:
-            f.write(node.format(n="primary") + '[[volume]]\nname = "db0"\nrole = "primary"\nlog = "/dev/vdb"\n'
-                    'device = "hrl0"\npeer = "127.0.0.1:7789"\npeer_name = "secondary"\n')
-        with open(f"{etc}/secondary.toml", "w") as f:
-            f.write(node.format(n="secondary") + '[[volume]]\nname = "db0"\nrole = "secondary"\n'
-                    'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl"\npoint_interval = 1.0\n')
-        # Two sites that change roles (the failover scenario): each has both roles' settings.
-        with open(f"{etc}/site-a.toml", "w") as f:
-            f.write(node.format(n="primary") + '[[volume]]\nname = "db0"\nrole = "primary"\nlog = "/dev/vdb"\n'
-                    'device = "hrl-db0"\npeer = "127.0.0.1:7789"\npeer_name = "secondary"\n'
-                    'listen = "127.0.0.1:7790"\nreplica = "/dev/vda"\nstate_dir = "/var/lib/hrl-a"\n')
-        with open(f"{etc}/site-b.toml", "w") as f:
-            f.write(node.format(n="secondary") + '[[volume]]\nname = "db0"\nrole = "secondary"\n'
-                    'listen = "127.0.0.1:7789"\nreplica = "/dev/vdc"\nstate_dir = "/var/lib/hrl-b"\n'
-                    'log = "/dev/vdd"\ndevice = "hrl-db0b"\npeer = "127.0.0.1:7790"\npeer_name = "primary"\n')
+        def volume(name, role, **keys):
+            return f'[[volume]]\nname = "{name}"\nrole = "{role}"\n' + "".join(
+                f"{k} = {json.dumps(v)}\n" for k, v in keys.items())
+        primary = dict(log="/dev/vdb", peer="127.0.0.1:7789", peer_name="secondary")
+        secondary = dict(listen="127.0.0.1:7789", replica="/dev/vdc", state_dir="/var/lib/hrl")
+        configs = {
+            "primary": ("primary", volume("db0", "primary", **primary, device="hrl0")),
+            "secondary": ("secondary", volume("db0", "secondary", **secondary, point_interval=1.0)),
+            # make demo: volume "demo" on /dev/mapper/hrl-demo, a secondary with points every 2 s.
+            "demo-primary": ("primary", volume("demo", "primary", **primary, device="hrl-demo")),
+            "demo-secondary": ("secondary", volume("demo", "secondary", **secondary, point_interval=2.0)),
+            # Two sites that change roles (the failover scenario): each has both roles' settings.
+            "site-a": ("primary", volume("db0", "primary", **primary, device="hrl-db0", listen="127.0.0.1:7790",
+                                         replica="/dev/vda", state_dir="/var/lib/hrl-a")),
+            "site-b": ("secondary", volume("db0", "secondary", listen="127.0.0.1:7789", replica="/dev/vdc",
+                                           state_dir="/var/lib/hrl-b", log="/dev/vdd", device="hrl-db0b",
+                                           peer="127.0.0.1:7790", peer_name="primary")),
+        }
+        for name, (n, vol) in configs.items():
+            with open(f"{etc}/{name}.toml", "w") as f:
+                f.write(node.format(n=n) + vol)
 
-    def boot(self, scenario, disks, timeout=240, kill_marker=None):
-        """Boots the guest on the disk images; returns the console text."""
+    def boot(self, scenario, disks, timeout=240, kill_marker=None, echo=None, args=""):
+        """Boots the guest on the disk images; returns the console text. echo(line), when given,
+        sees each line as it arrives; args go on the kernel command line."""
         cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "768", "-smp", "1",
                "-nodefaults", "-nographic", "-no-reboot", "-serial", "stdio",
                "-kernel", self.vmlinux, "-initrd", self.initrd,
-               "-append", f"console=ttyS0 quiet panic=-1 mitigations=off hrl.scenario={scenario}"]
+               "-append", f"console=ttyS0 quiet panic=-1 mitigations=off hrl.scenario={scenario} {args}".strip()]
         for d in disks:
             cmd += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,discard=unmap"]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -139,6 +146,8 @@ class Kernel:
         for raw in p.stdout:
             line = raw.decode(errors="replace").rstrip("\r\n")
             lines.append(line)
+            if echo:
+                echo(line)
             if kill_marker and kill_marker in line and not killer:
                 killer = threading.Timer(1.5, p.kill)  # in the middle of the writes that follow
                 killer.start()

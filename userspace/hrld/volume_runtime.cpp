@@ -51,6 +51,7 @@ void VolumeRuntime::set_state(const std::string& state, const std::string& error
   std::lock_guard lock(mu_);
   state_ = state;
   if (!error.empty()) last_error_ = error;
+  if (state == "replicating") last_error_.clear();  // a session runs: what failed before is over
 }
 
 VolumeConfig VolumeRuntime::live() const {
