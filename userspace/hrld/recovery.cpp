@@ -276,20 +276,30 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
   v.set_role(VolumeConfig::Role::Primary);
 }
 
-void become_secondary_after_handover(VolumeRuntime& v) {
-  Superblock sb = read_superblock(File::open_direct(v.config.log, O_RDONLY));  // the kernel may have written it
+// This site's data becomes the replica of the volume's other site: a new
+// state (the log's identity, no records yet), no history, the role.
+static void become_secondary(VolumeRuntime& v, const Superblock& sb, uint64_t generation,
+                             std::optional<ResyncCheckpoint> resync) {
   ReplicaState st;
   st.uuid = sb.uuid;
-  st.generation = sb.generation + 1;
+  st.generation = generation;
   st.data_sectors = sb.data_sectors;
-  st.durable_seq = 0;  // the new primary's log starts at seq 1, over data equal to this site's
+  st.durable_seq = 0;  // the other site's log starts at seq 1
+  st.adopt_newer_generation = resync.has_value();
+  st.resync = resync;
   st.save(v.state_path());
   if (v.history) {
     v.history->open(st.uuid, 0);
     v.history->clear(0);
   }
-  v.operator_control.handed_over = false;
   v.set_role(VolumeConfig::Role::Secondary);
+}
+
+void become_secondary_after_handover(VolumeRuntime& v) {
+  // The new primary's log starts over data equal to this site's, at the next generation.
+  Superblock sb = read_superblock(File::open_direct(v.config.log, O_RDONLY));  // the kernel may have written it
+  become_secondary(v, sb, sb.generation + 1, std::nullopt);
+  v.operator_control.handed_over = false;
 }
 
 nlohmann::json request_handover(VolumeRuntime& v, const nlohmann::json& req) {
@@ -324,21 +334,12 @@ nlohmann::json reprotect(VolumeRuntime& v) {
       if (v.config.device.empty() && !sb.has(HRL_SB_CLEAN))
         return fail("volume " + name + "'s log is open for writing: stop the application first; the resync "
                     "will overwrite its data");
-      ReplicaState st;
-      st.uuid = sb.uuid;
-      st.generation = sb.generation;
-      st.adopt_newer_generation = true;
-      st.data_sectors = sb.data_sectors;
-      st.resync = ResyncCheckpoint{static_cast<uint32_t>(proto::ResyncMode::Checksum),
-                                   static_cast<uint32_t>(proto::ResyncRegions::Device), HRL_REASON_OPERATOR, 0, 0,
-                                   now_realtime_ns()};
-      st.save(v.state_path());
-      if (v.history) {
-        v.history->open(st.uuid, 0);
-        v.history->clear(0);
-      }
-      v.set_role(VolumeConfig::Role::Secondary);
-      return {{"ok", true}, {"role", "secondary"}, {"generation", st.generation}};
+      // It waits for the promoted site's newer generation, then a whole-device checksum resync.
+      become_secondary(v, sb, sb.generation,
+                       ResyncCheckpoint{static_cast<uint32_t>(proto::ResyncMode::Checksum),
+                                        static_cast<uint32_t>(proto::ResyncRegions::Device), HRL_REASON_OPERATOR, 0, 0,
+                                        now_realtime_ns()});
+      return {{"ok", true}, {"role", "secondary"}, {"generation", sb.generation}};
     }
     auto st = ReplicaState::load(v.state_path());
     if (!st || !st->promoted)
