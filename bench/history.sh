@@ -23,7 +23,6 @@ mkdir -p "$dir"
 log=$dir/journal.log data=$dir/journal.data replica=$dir/replica.img state=$dir/state
 
 bench_journal "$bin" "$log" "$data" "$size"
-dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none  # nothing acknowledged yet
 read -r used last < <("$bin/userspace/hrl-log" verify --json "$log" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
@@ -33,26 +32,10 @@ hrld_pair "$bin" "$dir" "$log" "$data" "$replica" "$state"
 sed -i 's/^compression = 1$/compression = 0/' "$dir/primary.toml"
 cp "$dir/secondary.toml" "$dir/secondary.base.toml"
 
-durable() { sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' "$state/bench.state" 2>/dev/null || echo 0; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 ship() {  # $1: history true|false; prints MiB/s
   { cat "$dir/secondary.base.toml"; echo "history = $1"; echo "point_interval = 1"; } >"$dir/secondary.toml"
-  dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none
-  rm -rf "$state"; mkdir -p "$state"; rm -f "$replica"; truncate -s 1G "$replica"
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  "$bin/userspace/hrld" --config "$dir/secondary.toml" 2>"$dir/secondary.log" & local spid=$!
-  sleep 0.2
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$bin/userspace/hrld" --config "$dir/primary.toml" 2>"$dir/primary.log" & local ppid=$!
-  while [ "$(durable)" != "$last" ]; do
-    kill -0 $ppid 2>/dev/null || { cat "$dir/primary.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  t1=$(date +%s.%N)
-  kill $ppid $spid; wait $ppid $spid 2>/dev/null || true
-  python3 -c "print('%.1f' % ($used / 2**20 / ($t1 - $t0)))"
+  ship_journal "$bin" "$dir" "$log" "$state" "$replica" "$last"
+  python3 -c "print('%.1f' % ($used / 2**20 / $ship_seconds))"
 }
 
 off=() on=() undo_bytes=0

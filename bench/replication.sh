@@ -16,36 +16,20 @@ mkdir -p "$dir"
 log=$dir/journal.log data=$dir/journal.data replica=$dir/replica.img state=$dir/state
 
 bench_journal "$bin" "$log" "$data" "$size"
-dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none
 read -r ring_offset used last < <("$bin/userspace/hrl-log" verify --json "$log" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 print(j["superblock"]["ring_offset"], j["ring_bytes_used"], j["first_seq"] + j["records"] - 1)')
 
 hrld_pair "$bin" "$dir" "$log" "$data" "$replica" "$state"
-
-durable() { sed -n 's/.*"durable_seq": \([0-9]*\).*/\1/p' "$state/bench.state" 2>/dev/null || echo 0; }
-hwm() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "history = false" >>"$dir/secondary.toml"  # shipping alone: bench/history.sh measures the undo journal's cost
 
 ship=() zst=() rd=() prss=() srss=() ratio=""
 for run in $(seq "$runs"); do
-  dd if="$log.superblock" of="$log" bs=4096 count=2 conv=notrunc status=none  # the whole journal again
-  rm -f "$state/bench.state" "$replica"; truncate -s 1G "$replica"
-  sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-  "$bin/userspace/hrld" --config "$dir/secondary.toml" 2>"$dir/secondary.log" & spid=$!
-  sleep 0.2
-  t0=$(date +%s.%N)
-  "$bin/userspace/hrld" --config "$dir/primary.toml" 2>"$dir/primary.log" & ppid=$!
-  while [ "$(durable)" != "$last" ]; do
-    kill -0 $ppid 2>/dev/null || { cat "$dir/primary.log"; exit 1; }
-    sleep 0.05
-  done
-  t1=$(date +%s.%N)
-  ratio=$("$bin/userspace/hrlctl" --socket "$dir/primary.sock" status --json | python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["volumes"][0]["compression_ratio"])')
-  prss+=("$(hwm $ppid)"); srss+=("$(hwm $spid)")
-  kill $ppid $spid; wait $ppid $spid 2>/dev/null || true
-  ship+=("$(python3 -c "print('%.1f' % ($used / 2**20 / ($t1 - $t0)))")")
+  ship_journal "$bin" "$dir" "$log" "$state" "$replica" "$last"
+  ratio=$ship_ratio
+  prss+=("$ship_rss_primary"); srss+=("$ship_rss_secondary")
+  ship+=("$(python3 -c "print('%.1f' % ($used / 2**20 / $ship_seconds))")")
 
   t0=$(date +%s.%N)
   zstd -1 -q -c < "$log" | zstd -d -q -c > /dev/null

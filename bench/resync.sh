@@ -71,7 +71,6 @@ rport=$(free_port)
 rsync --daemon --no-detach --config="$dir/rsyncd.conf" --address=127.0.0.1 --port="$rport" & rpid=$!
 sleep 0.5
 secs() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$2"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # The disk here varies from run to run: the steps alternate, and medians are kept.
 hrl_t=() rsync_t=() verify_t=() read_t=()

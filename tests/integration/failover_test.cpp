@@ -54,26 +54,27 @@ class Failover : public ::testing::Test {
     conf = test::write_pair_configs(dir.path(), log, data, replica, "", "point_interval = 0.2\n");
   }
 
-  uint64_t durable() {
-    auto s = ReplicaState::load(state);
-    return s ? s->durable_seq : 0;
+  // The last record the replica whose state file is `path` holds, while it is consistent.
+  static uint64_t durable_in(const std::string& path) {
+    try {
+      auto s = ReplicaState::load(path);
+      return s && s->consistent() ? s->durable_seq : 0;
+    } catch (const std::exception&) {
+      return 0;  // being replaced
+    }
   }
-  void wait_for(uint64_t seq) {
+  uint64_t durable() { return durable_in(state); }
+  void wait_durable(const std::string& path, uint64_t seq) {
     auto until = std::chrono::steady_clock::now() + 60s;
-    while (durable() < seq && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
-    ASSERT_GE(durable(), seq) << slurp(dir.file("primary.log")) << slurp(dir.file("secondary.log"));
+    while (durable_in(path) < seq && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+    ASSERT_GE(durable_in(path), seq) << slurp(dir.file("primary.log")) << slurp(dir.file("secondary.log"));
   }
+  void wait_for(uint64_t seq) { wait_durable(state, seq); }
   uint64_t write_some(LogWriter& w, std::mt19937_64& rng, unsigned n) {
     WorkloadOptions one;
-    one.ops = 1;
     one.max_write = 128 << 10;
-    one.mark_ratio = 0;
-    for (unsigned i = 0; i < n; i++) {
-      while (w.status().ring_used > w.status().ring_bytes / 2 && !w.refresh_acknowledged())
-        std::this_thread::sleep_for(2ms);
-      run_workload(w, rng, one);
-    }
-    return w.status().head_seq - 1;
+    one.mark_ratio = 0;  // the tests place their marks themselves
+    return run_paced(w, rng, n, one);
   }
   // The secondary's points by name.
   std::map<std::string, json> points() {
@@ -223,19 +224,6 @@ class FullCycle : public Failover {
         "listen = \"127.0.0.1:" + std::to_string(port_a) + "\"\nreplica = \"" + data + "\"\nstate_dir = \"" + dir.file("a") + "\"\n",
         "point_interval = 0.2\nlog = \"" + log_b + "\"\ndata = \"" + replica + "\"\npeer = \"127.0.0.1:" +
             std::to_string(port_a) + "\"\npeer_name = \"site-a\"\n");
-  }
-  static uint64_t durable_in(const std::string& path) {
-    try {
-      auto s = ReplicaState::load(path);
-      return s && s->consistent() ? s->durable_seq : 0;
-    } catch (const std::exception&) {
-      return 0;  // being replaced
-    }
-  }
-  void wait_durable(const std::string& path, uint64_t seq) {
-    auto until = std::chrono::steady_clock::now() + 60s;
-    while (durable_in(path) < seq && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
-    ASSERT_GE(durable_in(path), seq) << slurp(dir.file("primary.log")) << slurp(dir.file("secondary.log"));
   }
   void wait_role(const std::string& sock, const std::string& role) {
     auto until = std::chrono::steady_clock::now() + 20s;

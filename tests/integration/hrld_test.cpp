@@ -21,7 +21,6 @@
 
 #include "history/undo_journal.h"
 #include "log/log_writer.h"
-#include "net/certs.h"
 #include "net/tls.h"
 #include "repl/replica_state.h"
 #include "daemon.h"
@@ -63,32 +62,17 @@ class Hrld : public ::testing::TestWithParam<std::string> {
     fo.ring_bytes = 16 << 20;
     fo.assume_in_sync = true;
     format_log(File::open(log, O_RDWR), (64 << 20) / 512, fo);
-    // The certificates as an operator makes them, with hrlctl.
-    int st = 0;
-    std::string out = run_hrlctl("cert init --dir " + dir.path() + " --site site", &st);
-    ASSERT_EQ(st, 0) << out;
+    { Listener probe("127.0.0.1:0"); metrics_port = probe.port(); }
+    // The certificates as an operator makes them (hrlctl cert), and both configs.
+    auto c = test::write_pair_configs(dir.path(), log, data, replica, "", "", metrics_port);
+    primary_conf = c.primary;
+    secondary_conf = c.secondary;
+    port = c.port;
     for (std::string n : {"site-a", "site-b"}) {
-      out = run_hrlctl("cert issue --dir " + dir.path() + " " + n, &st);
-      ASSERT_EQ(st, 0) << out;
       struct stat sb;
       ASSERT_EQ(::stat(dir.file(n + ".key").c_str(), &sb), 0);
       EXPECT_EQ(sb.st_mode & 0777, 0600u) << "a private key readable by others";
     }
-    CertPaths ca{dir.file("ca.pem"), dir.file("ca.key")};
-    { Listener probe("127.0.0.1:0"); port = probe.port(); }  // a free port for the secondary
-    { Listener probe("127.0.0.1:0"); metrics_port = probe.port(); }
-    auto node = [&](const std::string& n) {
-      return "[node]\nname = \"" + n + "\"\ncert = \"" + dir.file(n + ".pem") + "\"\nkey = \"" + dir.file(n + ".key") +
-             "\"\nca = \"" + ca.cert + "\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\ncontrol_socket = \"" +
-             dir.file(n + ".sock") + "\"\nmetrics = \"127.0.0.1:" + std::to_string(n == "site-a" ? metrics_port : 0) +
-             "\"\n";
-    };
-    primary_conf = dir.file("primary.toml");
-    std::ofstream(primary_conf) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
-                                << "\"\ndata = \"" << data << "\"\npeer = \"127.0.0.1:" << port << "\"\npeer_name = \"site-b\"\n";
-    secondary_conf = dir.file("secondary.toml");
-    std::ofstream(secondary_conf) << node("site-b") << "[[volume]]\nname = \"db0\"\nrole = \"secondary\"\nlisten = \"127.0.0.1:"
-                                  << port << "\"\nreplica = \"" << replica << "\"\nstate_dir = \"" << dir.path() << "\"\n";
   }
 
   uint64_t durable() {
@@ -109,14 +93,8 @@ class Hrld : public ::testing::TestWithParam<std::string> {
   // Writes n operations, never letting the ring overflow while the shipper is away.
   uint64_t write_some(LogWriter& w, std::mt19937_64& rng, unsigned n) {
     WorkloadOptions one;
-    one.ops = 1;
     one.max_write = 128 << 10;
-    for (unsigned i = 0; i < n; i++) {
-      while (w.status().ring_used > w.status().ring_bytes / 2 && !w.refresh_acknowledged())
-        std::this_thread::sleep_for(2ms);
-      run_workload(w, rng, one);
-    }
-    return w.status().head_seq - 1;
+    return run_paced(w, rng, n, one);
   }
 };
 

@@ -29,7 +29,7 @@ std::string run_hrlctl(const std::string& args, int* status) {
 
 PairConfigs write_pair_configs(const std::string& dir, const std::string& log, const std::string& data,
                                const std::string& replica, const std::string& primary_extra,
-                               const std::string& secondary_extra) {
+                               const std::string& secondary_extra, uint16_t metrics_port) {
   int st = 0;
   std::string out = run_hrlctl("cert init --dir " + dir + " --site site", &st);
   for (std::string n : {"site-a", "site-b"})
@@ -43,7 +43,8 @@ PairConfigs write_pair_configs(const std::string& dir, const std::string& log, c
   auto node = [&](const std::string& n) {
     return "[node]\nname = \"" + n + "\"\ncert = \"" + dir + "/" + n + ".pem\"\nkey = \"" + dir + "/" + n +
            ".key\"\nca = \"" + dir + "/ca.pem\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\n" +
-           "control_socket = \"" + dir + "/" + n + ".sock\"\nmetrics = \"\"\n";
+           "control_socket = \"" + dir + "/" + n + ".sock\"\nmetrics = \"" +
+           (n == "site-a" && metrics_port ? "127.0.0.1:" + std::to_string(metrics_port) : "") + "\"\n";
   };
   std::ofstream(c.primary) << node("site-a") << "[[volume]]\nname = \"db0\"\nrole = \"primary\"\nlog = \"" << log
                            << "\"\ndata = \"" << data << "\"\npeer = \"127.0.0.1:" << c.port

@@ -18,14 +18,14 @@ std::string slurp(const std::string& path);
 // pair on loopback: site-a is the primary of volume db0 (log, data),
 // site-b its secondary (replica, state in the same directory). Each
 // config's control socket is <dir>/<site>.sock. The extras are appended to
-// each volume's table.
+// each volume's table; with metrics_port, site-a serves its metrics there.
 struct PairConfigs {
   std::string primary, secondary;
   uint16_t port = 0;
 };
 PairConfigs write_pair_configs(const std::string& dir, const std::string& log, const std::string& data,
                                const std::string& replica, const std::string& primary_extra = "",
-                               const std::string& secondary_extra = "");
+                               const std::string& secondary_extra = "", uint16_t metrics_port = 0);
 
 class Daemon {
  public:

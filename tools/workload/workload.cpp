@@ -1,5 +1,8 @@
 #include "workload.h"
 
+#include <chrono>
+#include <thread>
+
 namespace hrl {
 
 std::vector<std::byte> random_bytes(std::mt19937_64& rng, size_t n) {
@@ -55,6 +58,16 @@ WorkloadResult run_workload(LogWriter& w, std::mt19937_64& rng, const WorkloadOp
     if (opt.ack_as_you_go && i % 7 == 6 && w.status().head_seq > 1) w.ack(w.status().head_seq - 1);
   }
   return res;
+}
+
+uint64_t run_paced(LogWriter& w, std::mt19937_64& rng, unsigned ops, WorkloadOptions one) {
+  one.ops = 1;
+  for (unsigned i = 0; i < ops; i++) {
+    while (w.status().ring_used > w.status().ring_bytes / 2 && !w.refresh_acknowledged())
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    run_workload(w, rng, one);
+  }
+  return w.status().head_seq - 1;
 }
 
 }  // namespace hrl
