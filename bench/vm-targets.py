@@ -20,9 +20,9 @@ def main():
         return 1
     k = vmtest.Kernel("6.1", build)
     work = f"{build}/bench/vm"
-    data, log, spare = vmtest.make_images(work, data_mib=128, log_mib=768, spare_mib=768, random_data=False)
+    data, log, spare = vmtest.make_images(None, work, data_mib=128, log_mib=768, spare_mib=768, random_data=False)
     vmtest.format_log(build, log, data)
-    console = k.boot("bench", [data, log, spare], timeout=900)
+    console = k.boot("bench", [data, log, spare], 1, timeout=900)
     results, cur, buf = {}, None, []
     for line in console.splitlines():
         if line.startswith("BENCH-JSON-BEGIN"):

@@ -12,14 +12,18 @@ hrl-log: replayed bytes, records, bitmaps.
 Prints a line per scenario and kernel, then "vm: N passed, M failed".
 """
 import argparse
+import hashlib
 import concurrent.futures
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MIB = 1 << 20
@@ -69,7 +73,7 @@ class Kernel:
         shutil.copy(f"{ROOT}/tests/vm/guest/scenarios.sh", f"{stage}/scenarios.sh")
         binaries = ["/usr/sbin/dmsetup", shutil.which("fio"), "/usr/sbin/e2fsck",
                     f"{self.build}/userspace/hrld", f"{self.build}/userspace/hrlctl",
-                    f"{self.build}/userspace/hrl-log"]
+                    f"{self.build}/userspace/hrl-log", f"{self.build}/tools/hrl-blockio"]
         for binary in binaries:
             shutil.copy(binary, f"{stage}/sbin/")
             for lib in run(["ldd", binary]).split():
@@ -130,13 +134,14 @@ class Kernel:
             with open(f"{etc}/{name}.toml", "w") as f:
                 f.write(node.format(n=n) + vol)
 
-    def boot(self, scenario, disks, timeout=240, kill_marker=None, echo=None, args=""):
+    def boot(self, scenario, disks, seed, timeout=240, kill_marker=None, echo=None, args="", mem=768):
         """Boots the guest on the disk images; returns the console text. echo(line), when given,
-        sees each line as it arrives; args go on the kernel command line."""
-        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "768", "-smp", "1",
+        sees each line as it arrives; seed and args go on the kernel command line."""
+        cmd = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", str(mem), "-smp", "1",
                "-nodefaults", "-nographic", "-no-reboot", "-serial", "stdio",
                "-kernel", self.vmlinux, "-initrd", self.initrd,
-               "-append", f"console=ttyS0 quiet panic=-1 mitigations=off hrl.scenario={scenario} {args}".strip()]
+               "-append", f"console=ttyS0 quiet panic=-1 mitigations=off hrl.scenario={scenario} "
+                          f"hrl.seed={seed} {args}".strip()]
         for d in disks:
             cmd += ["-drive", f"file={d},if=virtio,format=raw,cache=unsafe,discard=unmap"]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -158,14 +163,40 @@ class Kernel:
 
 # ---- host side of the scenarios -------------------------------------------
 
+# What the kernel prints when something is wrong with it, in the console or
+# in the "dmesg: " lines /init prints at the end of every boot.
+KERNEL_TROUBLE = re.compile(r"\b(BUG|WARNING|INFO): |Oops|general protection fault|kernel BUG at|Call Trace:|"
+                            r"UBSAN|KASAN|possible circular locking|scheduling while atomic|"
+                            r"sleeping function called from invalid context|blocked for more than|soft lockup")
+
+
+def kernel_trouble(console):
+    """The kernel's own lines (raw console lines or "dmesg: " ones) that say it is in trouble."""
+    return [l for l in console.splitlines()
+            if (l.startswith("dmesg: ") or l.startswith("[")) and KERNEL_TROUBLE.search(l)]
+
+
 class Check:
-    def __init__(self, name, kernel):
+    """One scenario on one kernel: its seed (printed, so a failure replays), its errors."""
+
+    def __init__(self, name, kernel, seed):
         self.name, self.kernel, self.errors, self.console = name, kernel, [], ""
+        self.seed = zlib.crc32(f"{seed}:{name}".encode())  # the scenario's own, from the run's seed
+        self.rng = random.Random(self.seed)
 
     def expect(self, cond, what):
         if not cond:
             self.errors.append(what)
         return cond
+
+    def boot(self, scenario, disks, **kw):
+        """Boots the guest with this scenario's seed; a kernel in trouble fails the scenario, whatever
+        the guest concluded."""
+        console = self.kernel.boot(scenario, disks, self.seed, **kw)
+        trouble = kernel_trouble(console)
+        self.expect(not trouble, f"the kernel complained during '{scenario}': " + " | ".join(trouble[:5]))
+        self.console = console
+        return console
 
 
 def hrl_log(build, *args, check=True):
@@ -179,12 +210,12 @@ def dump(build, log):
     return json.loads(hrl_log(build, "dump", "--json", log).stdout)
 
 
-def make_images(work, data_mib=64, log_mib=64, ring=None, spare_mib=8, random_data=True):
+def make_images(rng, work, data_mib=64, log_mib=64, ring=None, spare_mib=8, random_data=True):
     os.makedirs(work, exist_ok=True)
     data, log, spare = f"{work}/data.img", f"{work}/log.img", f"{work}/spare.img"
     with open(data, "wb") as f:
         if random_data:
-            f.write(os.urandom(data_mib * MIB))
+            f.write(rng.randbytes(data_mib * MIB))
         else:
             f.truncate(data_mib * MIB)
     for path, size in ((log, log_mib), (spare, spare_mib)):
@@ -205,8 +236,10 @@ def guest_lines(console, prefix):
 
 
 def passed_in_guest(c, console):
-    c.console = console
-    return c.expect("=== RESULT: PASS" in console, "the guest scenario failed")
+    """The guest said PASS and no check of it said GUEST-FAIL."""
+    failed = guest_lines(console, "GUEST-FAIL:")
+    c.expect(not failed, "the guest failed: " + "; ".join(failed))
+    return c.expect("=== RESULT: PASS" in console and not failed, "the guest scenario failed")
 
 
 def files_equal(a, b):
@@ -221,11 +254,11 @@ def replay_equivalent(c, build, work, data, log, base):
 
 
 def scenario_replay(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=48, log_mib=96)
+    data, log, spare = make_images(c.rng, work, data_mib=48, log_mib=96)
     format_log(build, log, data)
     base = f"{work}/copy.img"
     shutil.copy(data, base)
-    if not passed_in_guest(c, k.boot("replay", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("replay", [data, log, spare])):
         return
     records = dump(build, log)["records"]
     sizes = {r["sectors"] for r in records if r["type"] == "WRITE"}
@@ -235,9 +268,9 @@ def scenario_replay(k, build, work, c):
 
 
 def scenario_flush_fua(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=16, log_mib=16)
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
     format_log(build, log, data)
-    if not passed_in_guest(c, k.boot("flush_fua", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("flush_fua", [data, log, spare])):
         return
     records = dump(build, log)["records"]
     c.expect(any(r["type"] == "WRITE" and r["flags"] == "FLUSH" and r["sectors"] == 0 for r in records),
@@ -247,11 +280,11 @@ def scenario_flush_fua(k, build, work, c):
 
 
 def scenario_discard(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=16, log_mib=32)
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=32)
     format_log(build, log, data)
     base = f"{work}/copy.img"
     shutil.copy(data, base)
-    if not passed_in_guest(c, k.boot("discard", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("discard", [data, log, spare])):
         return
     discards = [r for r in dump(build, log)["records"] if r["type"] == "DISCARD"]
     c.expect(discards and sum(r["sectors"] for r in discards) == 2048 and discards[0]["sector"] == 4096,
@@ -270,9 +303,9 @@ def bitmap_bits(log, offset, nbytes):
 
 
 def scenario_overflow(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=32, log_mib=8)
+    data, log, spare = make_images(c.rng, work, data_mib=32, log_mib=8)
     format_log(build, log, data, ring="1M")
-    if not passed_in_guest(c, k.boot("overflow", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("overflow", [data, log, spare])):
         return
     d = dump(build, log)
     sb = d["superblock"]
@@ -289,7 +322,7 @@ def scenario_overflow(k, build, work, c):
     c.expect(guest_dirty and int(guest_dirty[0]) == len(dirty), f"status said {guest_dirty}, the bitmap has {len(dirty)}")
 
     # Boot again: the reload keeps the ring and the bitmap; ack and take_bitmap end bitmap mode.
-    if not passed_in_guest(c, k.boot("overflow_handover", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("overflow_handover", [data, log, spare])):
         return
     reload = guest_lines(c.console, "STATUS-RELOAD:")
     c.expect(reload and reload[0].split()[0] == "bitmap" and int(reload[0].split()[5]) == len(dirty),
@@ -305,15 +338,15 @@ def scenario_overflow(k, build, work, c):
 
 
 def scenario_crash(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=32, log_mib=32)
+    data, log, spare = make_images(c.rng, work, data_mib=32, log_mib=32)
     format_log(build, log, data)
-    console = k.boot("crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW")
+    console = c.boot("crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW")
     c.console = console
     if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console, "the guest was not killed mid-writes"):
         return
     sb = dump(build, log)["superblock"]
     c.expect("clean" not in sb["flags"].split(","), "the log says clean after a kill")
-    if not passed_in_guest(c, k.boot("after_crash", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("after_crash", [data, log, spare])):
         return
     after = guest_lines(c.console, "STATUS-AFTER-CRASH:")
     c.expect(after and after[0].split()[8] == "unclean-shutdown", f"status after the crash: {after}")
@@ -322,50 +355,54 @@ def scenario_crash(k, build, work, c):
 
 
 def scenario_ack_errors(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=16, log_mib=16)
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
     format_log(build, log, data)
-    if not passed_in_guest(c, k.boot("ack_errors", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("ack_errors", [data, log, spare])):
         return
     sb = dump(build, log)["superblock"]
     c.expect(sb["tail_seq"] == 5, f"tail_seq on disk {sb['tail_seq']}, expected 5")
     dmesg = "\n".join(guest_lines(c.console, "dmesg:"))
+    # each refusal for its own reason: the message, then the six tables in the guest's order
     for text in ("ack 999999999 is beyond the head", "unknown message 'frobnicate'",
-                 "end_resync: no bitmap was taken", "not an hrl log",
-                 "tracks 32768 sectors, the table maps 32760"):
+                 "end_resync: no bitmap was taken", "expected <data_dev> <log_dev> [0]",
+                 "tracks 32768 sectors, the table maps 32760", "not an hrl log",
+                 "data and log must be different devices", "cannot open the data device"):
         c.expect(text in dmesg, f"dmesg lacks '{text}'")
     c.expect(len(guest_lines(c.console, "REFUSED-TABLE:")) == 6, "not every bad table was refused")
     c.expect(guest_lines(c.console, "MARK:") == ["9"], f"mark answered {guest_lines(c.console, 'MARK:')}, expected seq 9")
     marks = [r for r in dump(build, log)["records"] if r["type"] == "MARK"]
     c.expect(marks and marks[0]["name"] == "before-upgrade" and marks[0]["seq"] == 9, f"MARK records {marks}")
-    c.expect(not any(w in dmesg for w in ("BUG", "Oops", "WARNING:")), "the kernel complained")
 
 
 def scenario_overlap(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=16, log_mib=16)
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
     format_log(build, log, data)
-    if not passed_in_guest(c, k.boot("overlap", [data, log, spare])):
+    base = f"{work}/copy.img"
+    shutil.copy(data, base)
+    if not passed_in_guest(c, c.boot("overlap", [data, log, spare])):
         return
     writes = [r for r in dump(build, log)["records"] if r["type"] == "WRITE" and r["sectors"]]
     # Log order is A (sector 80), C (sector 792), B (sector 80): B waited for A.
     c.expect([r["sector"] for r in writes] == [80, 792, 80], f"log order {[r['sector'] for r in writes]}")
+    sha = {w: guest_lines(c.console, f"SHA-{w}:")[0] for w in "AB"}
     with open(data, "rb") as f:
         f.seek(80 * 512)
-        landed = f.read(4096)
-    payload = [r for r in writes if r["sector"] == 80][-1]["payload_xxh64"]
-    c.expect(payload and landed, "no data")  # the replay check below compares the bytes
+        landed = hashlib.sha256(f.read(4096)).hexdigest()
+    c.expect(sha["A"] != sha["B"] and landed == sha["B"], f"sector 80 holds {landed}, not B's {sha['B']}")
+    replay_equivalent(c, build, work, data, log, base)  # the log's order is the order the bytes landed
 
 
 def scenario_interop(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=32, log_mib=64)
+    data, log, spare = make_images(c.rng, work, data_mib=32, log_mib=64)
     format_log(build, log, data)
     base = f"{work}/copy.img"
     shutil.copy(data, base)
     wl = subprocess.run([f"{build}/tools/hrl-workload", "--log", log, "--data", data, "--ops", "120",
-                         "--max-write", "1M", "--seed", "5"], text=True, capture_output=True)
+                         "--max-write", "1M", "--seed", str(c.seed)], text=True, capture_output=True)
     if not c.expect(wl.returncode == 0, f"hrl-workload: {wl.stderr}"):
         return
     before = dump(build, log)
-    if not passed_in_guest(c, k.boot("interop", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("interop", [data, log, spare])):
         return
     loaded = guest_lines(c.console, "LOADED:")
     c.expect(loaded and int(loaded[0].split()[1]) == before["superblock"]["head_seq"],
@@ -378,9 +415,9 @@ def scenario_interop(k, build, work, c):
 
 
 def scenario_replicate(k, build, work, c):
-    data, log, spare = make_images(work, data_mib=48, log_mib=128, spare_mib=48)
+    data, log, spare = make_images(c.rng, work, data_mib=48, log_mib=128, spare_mib=48)
     shutil.copy(data, spare)  # the replica starts equal to the data: hrlctl volume create --assume-in-sync
-    if not passed_in_guest(c, k.boot("replicate", [data, log, spare])):
+    if not passed_in_guest(c, c.boot("replicate", [data, log, spare])):
         return
     c.expect(files_equal(data, spare), "the replica differs from the data device")
     sb = dump(build, log)["superblock"]
@@ -392,7 +429,7 @@ def replica_equal_after(scenario, k, work, c, log_mib, data_mib=48, fourth_mib=0
     """A guest scenario over a data disk and its replica, equal at the start (random bytes, or a
     new ext4); with fourth_mib, a blank fourth disk. They must end equal. Returns whether the guest
     passed."""
-    data, log, spare = make_images(work, data_mib=data_mib, log_mib=log_mib, spare_mib=data_mib,
+    data, log, spare = make_images(c.rng, work, data_mib=data_mib, log_mib=log_mib, spare_mib=data_mib,
                                    random_data=not ext4)
     if ext4:
         run(["mkfs.ext4", "-q", "-F", data])
@@ -402,7 +439,7 @@ def replica_equal_after(scenario, k, work, c, log_mib, data_mib=48, fourth_mib=0
         disks.append(f"{work}/fourth.img")
         with open(disks[-1], "wb") as f:
             f.truncate(fourth_mib * MIB)
-    if not passed_in_guest(c, k.boot(scenario, disks, timeout=500)):
+    if not passed_in_guest(c, c.boot(scenario, disks, timeout=500)):
         return False
     return c.expect(files_equal(data, spare), f"the replica differs from the data device after the {scenario} scenario")
 
@@ -452,7 +489,10 @@ def main():
     ap.add_argument("--only", default=",".join(SCENARIOS))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--show", action="store_true", help="print every console")
+    ap.add_argument("--seed", type=int, default=None, help="replay a run: its seed (printed at the start)")
     args = ap.parse_args()
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    print(f"vm: seed {seed} (replay with --seed {seed})", flush=True)
     build = os.path.abspath(args.build)
     work = f"{build}/vm/work"
     t0 = time.time()
@@ -463,7 +503,7 @@ def main():
     kernels = [Kernel(series, build) for series in args.kernels.split(",")]
 
     def one(k, name):
-        c = Check(name, k)
+        c = Check(name, k, seed)
         scratch = f"{work}/{k.kver}/{name}"
         shutil.rmtree(scratch, ignore_errors=True)
         t = time.time()
@@ -483,7 +523,8 @@ def main():
             ok = not c.errors
             passed += ok
             failed += not ok
-            print(f"{'PASS' if ok else 'FAIL'} {c.kernel.kver:24} {c.name:12} {c.seconds:5.1f}s", flush=True)
+            print(f"{'PASS' if ok else 'FAIL'} {c.kernel.kver:24} {c.name:12} {c.seconds:5.1f}s  seed {c.seed}",
+                  flush=True)
             for e in c.errors:
                 print(f"    {e}")
             if (c.errors or args.show) and c.console:

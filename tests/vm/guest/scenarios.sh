@@ -3,7 +3,16 @@
 # these functions do the kernel's part and print what the host needs.
 # A line "CHECK: <what>" is a fact the host asserts; "fail <why>" ends the run.
 
-fail() { echo "GUEST-FAIL: $*"; return 1; }
+# Every check has one shape: CONDITION || fail "why" || return 1, and a
+# refusal is checked as ! COMMAND || fail "why" || return 1. fail also leaves a
+# mark that /init turns into "RESULT: FAIL", and the host fails any console
+# that shows GUEST-FAIL, so a check cannot pass by falling through.
+fail() { echo "GUEST-FAIL: $*"; : > /tmp/guest-failed; return 1; }
+# Seeded bytes in place of /dev/urandom: the run replays from hrl.seed=.
+# put BS COUNT SEEK [DEV] writes COUNT blocks of BS bytes at block SEEK.
+RND=0
+seeded() { RND=$((RND + 1)); hrl-blockio fill --seed $((SEED * 1000 + RND)) --bytes "$1"; }
+put() { seeded $(($1 * $2)) | dd of="${4:-/dev/mapper/hrl0}" bs="$1" count="$2" seek="$3" iflag=fullblock oflag=direct 2>/dev/null; }
 sect() { blockdev --getsz "$1"; }
 create() { echo "0 $(sect /dev/vda) hrl /dev/vda /dev/vdb" | dmsetup create hrl0; }
 status() { dmsetup status hrl0 | cut -d' ' -f4-; }
@@ -15,13 +24,13 @@ scenario_replay() {
   create || return 1
   fio --name=rand --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
       --rw=randwrite --bssplit=4k/40:16k/20:64k/20:256k/10:1m/10 --size=24m --offset=0 \
-      --verify=crc32c --do_verify=1 --randrepeat=0 --output-format=terse >/tmp/fio1 || fail "fio random" || return 1
-  fio --name=seq --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+      --verify=crc32c --do_verify=1 --randseed=$SEED --output-format=terse >/tmp/fio1 || fail "fio random" || return 1
+  fio --randseed=$SEED --name=seq --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
       --rw=write --bs=1m --size=16m --offset=24m --verify=crc32c --do_verify=1 \
       --output-format=terse >/tmp/fio2 || fail "fio sequential" || return 1
   # Overlapping writes in flight: 4-64 KiB at random in 256 KiB, no random map,
   # iodepth 16. The log must keep the order in which the data landed.
-  fio --name=overlap --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+  fio --randseed=$SEED --name=overlap --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
       --rw=randwrite --bsrange=4k-64k --norandommap --size=256k --offset=40m --number_ios=6000 \
       --output-format=terse >/tmp/fio3 || fail "fio overlapping" || return 1
   echo "CHECK: fio verify passed"
@@ -35,11 +44,11 @@ scenario_flush_fua() {
   create || return 1
   for d in vda vdb; do echo "cache $d: $(cat /sys/block/$d/queue/write_cache)"; done
   a0=$(flushes vda) b0=$(flushes vdb)
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=4 seek=100 conv=fsync 2>/dev/null || return 1
+  seeded 16k | dd of=/dev/mapper/hrl0 bs=4k count=4 seek=100 iflag=fullblock conv=fsync 2>/dev/null || fail "write and fsync" || return 1
   a1=$(flushes vda) b1=$(flushes vdb)
   echo "flushes after fsync: vda $a0 -> $a1, vdb $b0 -> $b1"
   [ "$a1" -gt "$a0" ] && [ "$b1" -gt "$b0" ] || fail "a flush did not reach both devices" || return 1
-  fio --name=fua --filename=/dev/mapper/hrl0 --rw=write --bs=4k --size=4k --offset=800k \
+  fio --randseed=$SEED --name=fua --filename=/dev/mapper/hrl0 --rw=write --bs=4k --size=4k --offset=800k \
       --direct=1 --sync=1 --ioengine=psync --output-format=terse >/dev/null || fail "O_SYNC write" || return 1
   a2=$(flushes vda) b2=$(flushes vdb)
   echo "flushes after O_DSYNC write: vda $a1 -> $a2, vdb $b1 -> $b2"
@@ -51,9 +60,9 @@ scenario_flush_fua() {
 # 3. Discards are journaled (and the host replays them).
 scenario_discard() {
   create || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=1M count=8 oflag=direct 2>/dev/null || return 1
+  put 1048576 8 0 || fail "write 8 MiB" || return 1
   blkdiscard -o $((2 << 20)) -l $((1 << 20)) /dev/mapper/hrl0 || fail "blkdiscard" || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=2 seek=1000 oflag=direct 2>/dev/null || return 1  # after, outside the hole
+  put 4096 2 1000 || fail "write after the discard" || return 1  # after, outside the hole
   echo "STATUS: $(status)"
   dmsetup remove hrl0
 }
@@ -61,9 +70,11 @@ scenario_discard() {
 # 4a. A 1 MiB ring overflows: bitmap mode, reported; the bitmap survives removal.
 scenario_overflow() {
   create || return 1
+  seeded $((600 * 4096)) > /tmp/blocks
   i=0
   while [ $i -lt 600 ]; do  # 600 4 KiB writes, block 7i mod 8192: 2.7 MiB with headers
-    dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=$(( (i * 7) % 8192 )) oflag=direct 2>/dev/null || return 1
+    dd if=/tmp/blocks of=/dev/mapper/hrl0 bs=4k count=1 skip=$i seek=$(( (i * 7) % 8192 )) oflag=direct 2>/dev/null ||
+      fail "write $i" || return 1
     i=$((i + 1))
   done
   echo "STATUS: $(status)"
@@ -74,7 +85,7 @@ scenario_overflow() {
   echo "EVENTS: $events"
   [ "$events" -ge 2 ] || fail "no dm event for the fill levels and the mode change" || return 1
   echo "DIRTY: $(field 6)"
-  dmsetup message hrl0 0 mark refused-in-bitmap-mode && fail "a mark was accepted in bitmap mode" && return 1
+  ! dmsetup message hrl0 0 mark refused-in-bitmap-mode || fail "a mark was accepted in bitmap mode" || return 1
   dmsetup remove hrl0
 }
 
@@ -88,7 +99,7 @@ scenario_overflow_handover() {
   echo "TAKE: $(dmsetup message hrl0 0 take_bitmap)"
   echo "AFTER-TAKE: $(status)"
   [ "$(field 1)" = journal ] || fail "still $(field 1) after ack and take_bitmap" || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=5 oflag=direct 2>/dev/null || return 1
+  put 4096 1 5 || fail "write after the handover" || return 1
   [ "$(field 2)" -gt "$head" ] || fail "the write after the handover was not journaled" || return 1
   echo "AFTER-WRITE: $(status)"
   dmsetup remove hrl0
@@ -97,11 +108,12 @@ scenario_overflow_handover() {
 # 5a. Writes, then the host kills qemu in the middle of them.
 scenario_crash() {
   create || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=16 oflag=direct 2>/dev/null
+  put 65536 16 0
   echo "HRL-KILL-ME-NOW"
+  seeded 4M > /tmp/blocks
   i=0
   while true; do
-    dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=1 seek=$((i % 512)) oflag=direct 2>/dev/null
+    dd if=/tmp/blocks of=/dev/mapper/hrl0 bs=64k count=1 skip=$((i % 64)) seek=$((i % 512)) oflag=direct 2>/dev/null
     i=$((i + 1))
   done
 }
@@ -117,7 +129,7 @@ scenario_after_crash() {
 # 6. ack frees space and survives reload; bad tables and messages get clear errors.
 scenario_ack_errors() {
   create || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=8 oflag=direct 2>/dev/null || return 1
+  put 4096 8 0 || fail "write 8 blocks" || return 1
   echo "BEFORE-ACK: $(status)"
   used=$(field 4)
   dmsetup message hrl0 0 ack 4 || fail "ack 4" || return 1
@@ -125,7 +137,7 @@ scenario_ack_errors() {
   [ "$(field 3)" = 5 ] && [ "$(field 4)" -lt "$used" ] || fail "ack did not free space" || return 1
   echo "MARK: $(dmsetup message hrl0 0 mark before-upgrade)"
   for m in "ack 999999999" "ack banana" "frobnicate" "mark" "end_resync"; do
-    dmsetup message hrl0 0 $m 2>/dev/null && fail "message '$m' was accepted" && return 1
+    ! dmsetup message hrl0 0 $m 2>/dev/null || fail "message '$m' was accepted" || return 1
     echo "REFUSED-MESSAGE: $m"
   done
   dmsetup remove hrl0
@@ -136,7 +148,7 @@ scenario_ack_errors() {
   n=$(sect /dev/vda)
   for t in "0 $n hrl /dev/vda" "0 $((n - 8)) hrl /dev/vda /dev/vdb" "0 $n hrl /dev/vda /dev/vdc" \
            "0 $n hrl /dev/vda /dev/vda" "0 $n hrl /dev/vda /dev/vdb 1 bogus" "0 $n hrl /dev/nothere /dev/vdb"; do
-    echo "$t" | dmsetup create bad 2>/dev/null && fail "table '$t' was accepted" && return 1
+    ! echo "$t" | dmsetup create bad 2>/dev/null || fail "table '$t' was accepted" || return 1
     echo "REFUSED-TABLE: $t"
   done
   echo "CHECK: the kernel is still alive"
@@ -149,17 +161,20 @@ scenario_overlap() {
   n=$(sect /dev/vda)
   echo "0 $n delay /dev/vda 0 0 /dev/vda 0 3000" | dmsetup create slow || fail "dm-delay" || return 1
   echo "0 $n hrl /dev/mapper/slow /dev/vdb" | dmsetup create hrl0 || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=10 oflag=direct 2>/dev/null &  # A
+  for w in A B C; do seeded 4k > /tmp/$w; echo "SHA-$w: $(sha256sum < /tmp/$w | cut -c1-64)"; done
+  dd if=/tmp/A of=/dev/mapper/hrl0 bs=4k count=1 seek=10 oflag=direct 2>/dev/null &  # A
   usleep 500000
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=10 oflag=direct 2>/dev/null &  # B overlaps A
+  dd if=/tmp/B of=/dev/mapper/hrl0 bs=4k count=1 seek=10 oflag=direct 2>/dev/null &  # B overlaps A
   usleep 500000
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=1 seek=99 oflag=direct 2>/dev/null &  # C elsewhere
+  dd if=/tmp/C of=/dev/mapper/hrl0 bs=4k count=1 seek=99 oflag=direct 2>/dev/null &  # C elsewhere
   usleep 500000
   echo "WHILE-A-IN-FLIGHT: $(status)"
   [ "$(field 2)" = 3 ] || fail "expected records for A and C only (next seq 3), status $(status)" || return 1
   wait
   echo "AFTER: $(status)"
   [ "$(field 2)" = 4 ] || fail "B was not journaled after A" || return 1
+  [ "$(dd if=/dev/mapper/hrl0 bs=4k count=1 skip=10 2>/dev/null | sha256sum | cut -c1-64)" = \
+    "$(sha256sum < /tmp/B | cut -c1-64)" ] || fail "block 10 does not hold B, the last write" || return 1
   dmsetup remove hrl0
   dmsetup remove slow
 }
@@ -172,7 +187,7 @@ bench_fio() {  # target label, job
     seq) args="--rw=write --bs=1m --iodepth=16 --size=64m" ;;
   esac
   echo "BENCH-JSON-BEGIN $1 $2"
-  fio --name="$1-$2" --filename=/dev/mapper/bench --direct=1 --ioengine=libaio --output-format=json $args
+  fio --randseed="$SEED" --name="$1-$2" --filename=/dev/mapper/bench --direct=1 --ioengine=libaio --output-format=json $args
   echo "BENCH-JSON-END"
 }
 scenario_bench() {
@@ -205,7 +220,7 @@ scenario_interop() {
   create || return 1
   echo "LOADED: $(status)"
   [ "$(field 1)" = journal ] && [ "$(field 9)" = none ] || fail "the userspace log did not load cleanly" || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=4 seek=3 oflag=direct 2>/dev/null || return 1
+  put 65536 4 3 || fail "append" || return 1
   echo "APPENDED: $(status)"
   dmsetup remove hrl0
 }
@@ -219,13 +234,13 @@ scenario_replicate() {
   dmsetup rename hrl-db0 hrl0 || return 1  # the helpers of this file look at hrl0
   hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
   hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
-  fio --name=rand --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+  fio --randseed=$SEED --name=rand --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
       --rw=randwrite --bssplit=4k/50:64k/30:1m/20 --size=16m --verify=crc32c --do_verify=1 \
       --output-format=terse >/tmp/fio1 || fail "fio" || return 1
-  fio --name=seq --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+  fio --randseed=$SEED --name=seq --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
       --rw=write --bs=1m --size=16m --offset=24m --output-format=terse >/tmp/fio2 || fail "fio" || return 1
   caught_up_and_stopped || return 1  # the tail at the head, every record durable on the secondary
-  grep -q "starting checksum" /tmp/primary.log && fail "the ring overflowed: writes went to the bitmap" && return 1
+  ! grep -q "starting checksum" /tmp/primary.log || fail "the ring overflowed: writes went to the bitmap" || return 1
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }
 
@@ -269,6 +284,8 @@ caught_up_and_stopped() {
   [ "$(field 1)" = journal ] || fail "the target ends in $(field 1) mode" || return 1
   [ "$(field 6)" = 0 ] && [ "$(field 10)" = - ] || fail "dirty blocks or a pending resync are left" || return 1
   [ "$got" = "$(( $(field 2) - 1 ))" ] || fail "the secondary holds ${got:-nothing} of $(( $(field 2) - 1 ))" || return 1
+  [ "$(field 3)" = "$(field 2)" ] || fail "the log was not acknowledged to its head: $(status)" || return 1
+  ! grep -q '"resync"' /var/lib/hrl/db0.state || fail "the secondary still records a resync" || return 1
 }
 
 # 10. The ring overflows into bitmap mode while the primary's hrld is away;
@@ -277,16 +294,22 @@ caught_up_and_stopped() {
 #    with the replica equal to the data device (the host compares vda, vdc).
 scenario_resync() {
   pair_then_primary_away 2M || return 1
-  fio --name=fill --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
+  fio --randseed=$SEED --name=fill --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=16 \
       --rw=randwrite --bssplit=4k/60:64k/40 --size=40m --output-format=terse >/tmp/fio1 || fail "fio" || return 1
   echo "BEFORE: $(status)"
   [ "$(field 1)" = bitmap ] && [ "$(field 6)" -gt 0 ] || fail "the ring did not overflow into bitmap mode" || return 1
   hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
-  fio --name=during --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=4 \
+  fio --randseed=$SEED --name=during --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=4 \
       --rw=randwrite --bs=4k --size=2m --offset=8m --output-format=terse >/tmp/fio2 || fail "fio" || return 1
   caught_up_and_stopped || return 1
   grep -q "starting checksum (ring-overflow)" /tmp/primary.log || fail "no resync of the ring overflow" || return 1
-  grep -q "new-volume" /tmp/primary.log && fail "a whole-device resync where the bitmap was enough" && return 1
+  # Every pass compares the bitmap's chunks, never the whole device ("N MiB to compare").
+  whole=$(( $(sect /dev/vda) / 2048 ))
+  sed -n 's/.*: \([0-9]*\) MiB to compare.*/\1/p' /tmp/primary.log > /tmp/passes
+  echo "PASSES (MiB): $(cat /tmp/passes | tr '\n' ' ')of $whole"
+  [ -s /tmp/passes ] || fail "no resync pass was logged" || return 1
+  ! grep -qx "$whole" /tmp/passes || fail "a whole-device resync where the bitmap was enough" || return 1
+  ! grep -q "new-volume" /tmp/primary.log || fail "a new-volume resync where the bitmap was enough" || return 1
   dmsetup rename hrl0 hrl-db0 && hrlctl volume remove db0 || fail "hrlctl volume remove" || return 1
 }
 
@@ -296,16 +319,16 @@ scenario_resync() {
 #    unreadable records and goes on from take_seq. The host compares vda, vdc.
 scenario_corrupt() {
   pair_then_primary_away 8M || return 1
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=64k count=32 seek=16 oflag=direct conv=fsync 2>/dev/null || return 1
+  put 65536 32 16 || fail "write 2 MiB" || return 1
   ring=$(hrl-log dump --json /dev/vdb | sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' | head -1)
   tail=$(hrl-log dump --json /dev/vdb | sed -n 's/.*"tail_offset": \([0-9]*\).*/\1/p' | head -1)
   echo "BEFORE: $(status) RING: $ring TAIL: $tail"
   # the 10th record of 64 KiB and its header: inside its payload
-  dd if=/dev/urandom of=/dev/vdb bs=512 count=8 seek=$(( (ring + tail) / 512 + 9 * 129 + 40 )) \
+  seeded 4k | dd of=/dev/vdb bs=512 count=8 iflag=fullblock seek=$(( (ring + tail) / 512 + 9 * 129 + 40 )) \
      oflag=direct conv=notrunc 2>/dev/null || fail "damage the log" || return 1
   hrl-log verify /dev/vdb  # past the persisted head, damage reads as a torn end
   hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
-  dd if=/dev/urandom of=/dev/mapper/hrl0 bs=4k count=64 seek=4000 oflag=direct 2>/dev/null || return 1
+  put 4096 64 4000 || fail "write during the resync" || return 1
   caught_up_and_stopped || return 1
   grep -q "the log is corrupt" /tmp/primary.log || fail "the damage went unnoticed" || return 1
   grep -q "starting checksum (log-corrupt)" /tmp/primary.log || fail "no whole-device resync" || return 1
@@ -325,7 +348,7 @@ scenario_points() {
   hrld --config /etc/hrl/secondary.toml 2>/tmp/secondary.log &
   hrld --config /etc/hrl/primary.toml 2>/tmp/primary.log &
   mount -t ext4 /dev/mapper/hrl0 /mnt || fail "mount the volume" || return 1
-  fio --name=files --directory=/mnt --nrfiles=16 --filesize=256k --rw=randwrite --bs=4k --ioengine=psync \
+  fio --randseed=$SEED --name=files --directory=/mnt --nrfiles=16 --filesize=256k --rw=randwrite --bs=4k --ioengine=psync \
       --fsync=8 --time_based --runtime=8 --output-format=terse >/tmp/fio1 &
   fio=$!
   for n in 1 2; do
@@ -394,24 +417,24 @@ scenario_failover() {
   hrld --config /etc/hrl/site-a.toml 2>/tmp/a.log &
   hrld --config /etc/hrl/site-b.toml 2>/tmp/b.log &
   write() {
-    fio --name="$2" --filename="/dev/mapper/$1" --direct=1 --ioengine=libaio --iodepth=8 --rw=randwrite \
+    fio --randseed=$SEED --name="$2" --filename="/dev/mapper/$1" --direct=1 --ioengine=libaio --iodepth=8 --rw=randwrite \
         --bssplit=4k/70:64k/30 --size=8m --offset="$3" --output-format=terse >/dev/null || fail "fio on $1"
   }
   a=/run/hrl/primary.sock b=/run/hrl/secondary.sock
   write hrl-db0 a1 0 && caught_up_with hrl-db0 /var/lib/hrl-b || return 1
   exec 3</dev/mapper/hrl-db0  # the application still holds the volume
-  hrlctl --socket $a failover db0 --planned >/tmp/out 2>&1 && fail "a planned failover of a volume in use" && return 1
+  ! hrlctl --socket $a failover db0 --planned >/tmp/out 2>&1 || fail "a planned failover of a volume in use" || return 1
   grep -q "is in use" /tmp/out || { cat /tmp/out; fail "no clear refusal"; return 1; }
   exec 3<&-
   hrlctl --socket $a failover db0 --planned || { sed 's/^/hrld: /' /tmp/a.log /tmp/b.log | tail; fail "planned failover"; return 1; }
   [ -b /dev/mapper/hrl-db0b ] && ! [ -e /dev/mapper/hrl-db0 ] || fail "site-b did not take the volume over" || return 1
   echo "CHECK: site-b maps hrl-db0b; $(hrlctl --socket $b status | tail -1)"
   write hrl-db0b b1 16m && caught_up_with hrl-db0b /var/lib/hrl-a || return 1
-  hrlctl --socket $a failback db0 >/tmp/out 2>&1 && fail "a failback from the site that is not primary" && return 1
+  ! hrlctl --socket $a failback db0 >/tmp/out 2>&1 || fail "a failback from the site that is not primary" || return 1
   hrlctl --socket $b failback db0 || { sed 's/^/hrld: /' /tmp/a.log /tmp/b.log | tail; fail "failback"; return 1; }
   [ -b /dev/mapper/hrl-db0 ] && ! [ -e /dev/mapper/hrl-db0b ] || fail "site-a did not take the volume back" || return 1
   write hrl-db0 a2 32m && caught_up_with hrl-db0 /var/lib/hrl-b || return 1
-  grep -h "starting checksum" /tmp/a.log /tmp/b.log && fail "a resync ran: failover and failback must not need one" && return 1
+  ! grep -h "starting checksum" /tmp/a.log /tmp/b.log || fail "a resync ran: failover and failback must not need one" || return 1
   echo "CHECK: failover and failback without a resync"
   killall hrld
   wait
@@ -435,7 +458,7 @@ scenario_demo() {
   hrld --config /etc/hrl/demo-primary.toml 2>/tmp/primary.log &
   say "3. the file system mounted; fio writes 16 files at 1 MiB/s for $secs s (fsync every 8 writes)"
   mount -t ext4 /dev/mapper/hrl-demo /mnt || fail "mount" || return 1
-  fio --name=app --directory=/mnt --nrfiles=16 --filesize=512k --rw=randwrite --bs=4k --ioengine=psync \
+  fio --randseed=$SEED --name=app --directory=/mnt --nrfiles=16 --filesize=512k --rw=randwrite --bs=4k --ioengine=psync \
       --fsync=8 --rate=1m --time_based --runtime="$secs" --output-format=terse >/tmp/fio &
   fio=$!
   say "4. hrlctl status on the primary: the new replica's initial copy (checksum resync), then the RPO"
