@@ -25,7 +25,7 @@ check: userspace
 	@tools/run-checks $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 unit: userspace
-	@cd $(BUILD) && ctest --output-on-failure -j2
+	@cd $(BUILD) && ctest --output-on-failure -j2 --timeout 600
 
 fuzz: deps
 	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DHRL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -11,13 +11,16 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <atomic>
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include "history/undo_journal.h"
 #include "log/log_writer.h"
@@ -320,28 +323,58 @@ TEST_P(Hrld, StatusShowsTheVolumesAndPauseStopsShipping) {
 
 // Under systemd: READY, the watchdog at half its interval, STOPPING; and
 // SIGHUP takes new bandwidth and compression without stopping replication.
+// systemd's side of Type=notify: a datagram socket the test binds, read by
+// a thread of its own for as long as the test runs (an unread socket fills
+// after ten messages: see StopsOnSigtermWhileSystemdReadsNothing).
+class NotifySocket {
+ public:
+  explicit NotifySocket(const std::string& path) : sock_(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
+    bound_ = ::bind(sock_.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    timeval tv{0, 100000};
+    setsockopt(sock_.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  ~NotifySocket() {
+    done_ = true;
+    if (reader_.joinable()) reader_.join();
+  }
+  bool bound() const { return bound_; }
+  void start_reading() {
+    reader_ = std::thread([this] {
+      char buf[512];
+      while (!done_) {
+        ssize_t n = ::recv(sock_.fd(), buf, sizeof buf, 0);
+        std::lock_guard lock(mu_);
+        if (n > 0) got_ += std::string(buf, static_cast<size_t>(n)) + "\n";
+      }
+    });
+  }
+  // Everything received so far, and forgets it.
+  std::string take() {
+    std::lock_guard lock(mu_);
+    return std::exchange(got_, {});
+  }
+
+ private:
+  Socket sock_;
+  bool bound_ = false;
+  std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::string got_;
+  std::thread reader_;
+};
+
 TEST_P(Hrld, NotifiesSystemdAndReloadsOnSighup) {
   std::string path = dir.file("notify.sock");
-  Socket ns(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_un sa{};
-  sa.sun_family = AF_UNIX;
-  std::strncpy(sa.sun_path, path.c_str(), sizeof sa.sun_path - 1);
-  ASSERT_EQ(::bind(ns.fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
-  timeval tv{0, 100000};
-  setsockopt(ns.fd(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  auto collect = [&](std::chrono::milliseconds for_how_long) {
-    std::string got;
-    auto until = std::chrono::steady_clock::now() + for_how_long;
-    char buf[512];
-    while (std::chrono::steady_clock::now() < until) {
-      ssize_t n = ::recv(ns.fd(), buf, sizeof buf, 0);
-      if (n > 0) got += std::string(buf, static_cast<size_t>(n)) + "\n";
-    }
-    return got;
-  };
+  NotifySocket ns(path);
+  ASSERT_TRUE(ns.bound());
+  ns.start_reading();
   Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
   Daemon primary(primary_conf, dir.file("primary.log"), GetParam(), {}, path);
-  std::string got = collect(1500ms);
+  std::this_thread::sleep_for(1500ms);
+  std::string got = ns.take();
   EXPECT_NE(got.find("READY=1"), std::string::npos) << got;
   size_t beats = 0;
   for (size_t at = 0; (at = got.find("WATCHDOG=1", at)) != std::string::npos; at++) beats++;
@@ -363,8 +396,20 @@ TEST_P(Hrld, NotifiesSystemdAndReloadsOnSighup) {
   std::this_thread::sleep_for(300ms);
   EXPECT_NE(slurp(dir.file("primary.log")).find("reload refused, running on"), std::string::npos);
   EXPECT_EQ(primary.stop(SIGTERM), 0);
-  EXPECT_NE(collect(300ms).find("STOPPING=1"), std::string::npos);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_NE(ns.take().find("STOPPING=1"), std::string::npos);
   w.close();
+}
+
+// A systemd that reads nothing (its queue full after ten messages) never
+// keeps hrld from stopping: the beats and STOPPING=1 are dropped, not waited on.
+TEST_P(Hrld, StopsOnSigtermWhileSystemdReadsNothing) {
+  NotifySocket ns(dir.file("notify.sock"));
+  ASSERT_TRUE(ns.bound());
+  Daemon primary(primary_conf, dir.file("primary.log"), GetParam(), {}, dir.file("notify.sock"));
+  std::this_thread::sleep_for(2500ms);  // 25 beats due: the queue is full
+  EXPECT_EQ(primary.stop(SIGTERM), 0) << slurp(dir.file("primary.log"));
+  EXPECT_NE(slurp(dir.file("primary.log")).find("stopped"), std::string::npos);
 }
 
 // Two network namespaces made by the test, joined by a veth pair: the

@@ -5,11 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <thread>
 
 #include "net/tls.h"
 
@@ -88,8 +90,23 @@ void Daemon::start() {
 int Daemon::stop(int sig) {
   if (pid_ <= 0) return 0;
   kill(pid_, sig);
+  // hrld stops within a second of SIGTERM; one that does not is a failure
+  // the test reports, not a test that hangs until CI gives up.
   int st = 0;
-  waitpid(pid_, &st, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (waitpid(pid_, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      fprintf(stderr, "hrld %d did not stop within 20 s of signal %d: killed (its log: %s)\n", pid_, sig,
+              log_.c_str());
+      kill(pid_, SIGABRT);  // a core and a backtrace where the system keeps them
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &st, 0);
+      pid_ = -1;
+      return kDidNotStop;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   pid_ = -1;
   return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }

@@ -38,7 +38,9 @@ class Daemon {
   Daemon& operator=(const Daemon&) = delete;
   pid_t pid() const { return pid_; }
   void start();
-  // Sends sig and reaps: the exit status, or -sig when it died of a signal.
+  // Sends sig and reaps: the exit status, or -sig when it died of a signal,
+  // or kDidNotStop when it was still running 20 s later (then it is killed).
+  static constexpr int kDidNotStop = -1000;
   int stop(int sig);
 
  private:

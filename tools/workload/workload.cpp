@@ -1,6 +1,7 @@
 #include "workload.h"
 
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 
 namespace hrl {
@@ -63,8 +64,14 @@ WorkloadResult run_workload(LogWriter& w, std::mt19937_64& rng, const WorkloadOp
 uint64_t run_paced(LogWriter& w, std::mt19937_64& rng, unsigned ops, WorkloadOptions one) {
   one.ops = 1;
   for (unsigned i = 0; i < ops; i++) {
-    while (w.status().ring_used > w.status().ring_bytes / 2 && !w.refresh_acknowledged())
+    // A shipper that never acknowledges is a failure to report, not a wait
+    // that outlasts the test run.
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    while (w.status().ring_used > w.status().ring_bytes / 2 && !w.refresh_acknowledged()) {
+      if (std::chrono::steady_clock::now() > give_up)
+        throw std::runtime_error("run_paced: the ring stayed more than half full for 120 s: no shipper acknowledged");
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
     run_workload(w, rng, one);
   }
   return w.status().head_seq - 1;

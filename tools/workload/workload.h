@@ -35,7 +35,8 @@ WorkloadResult run_workload(LogWriter& w, std::mt19937_64& rng, const WorkloadOp
 // Runs `ops` operations of `one` kind (its ops field is ignored) one at a
 // time, waiting while the ring is more than half full until a shipper in
 // another process acknowledges records: the ring never overflows into
-// bitmap mode. Returns the last sequence number written.
+// bitmap mode. Returns the last sequence number written; throws when no
+// acknowledgement comes for 120 s.
 uint64_t run_paced(LogWriter& w, std::mt19937_64& rng, unsigned ops, WorkloadOptions one);
 
 std::vector<std::byte> random_bytes(std::mt19937_64& rng, size_t n);

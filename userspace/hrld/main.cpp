@@ -6,7 +6,7 @@
 // Runs in the foreground and logs to stderr. SIGTERM or SIGINT stops it
 // cleanly: sessions end at a batch boundary, nothing acknowledged is lost.
 #include <pthread.h>
-#include <systemd/sd-daemon.h>
+#include <systemd/sd-daemon.h>  // sd_watchdog_enabled
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -24,6 +24,7 @@
 #include "metrics.h"
 #include "recovery.h"
 #include "repl/replica_state.h"
+#include "systemd_notify.h"
 #include "volume_runtime.h"
 #include "io/io_backend.h"
 #include "log/superblock.h"
@@ -116,17 +117,26 @@ class SessionStop {
   SessionStop(const SessionStop&) = delete;
   SessionStop& operator=(const SessionStop&) = delete;
   operator const std::atomic<bool>&() const { return flag_; }
-  void rearm() { flag_ = g_stop || end_(); }  // before a new session
+  // Before a new session. Under the watcher's lock: a value the watcher read
+  // before the caller cleared its reason must not land after this.
+  void rearm() {
+    std::lock_guard lock(mu_);
+    flag_ = g_stop || end_();
+  }
 
  private:
   void watch() {
     while (!g_stop && !done_) {
-      flag_ = g_stop || end_();
+      {
+        std::lock_guard lock(mu_);
+        flag_ = g_stop || end_();
+      }
       std::this_thread::sleep_for(50ms);
     }
     flag_ = true;
   }
   std::function<bool()> end_;
+  std::mutex mu_;
   std::atomic<bool> flag_{false}, done_{false};
   std::thread watch_;  // last: it starts once the rest exists
 };
@@ -342,8 +352,8 @@ int main(int argc, char** argv) {
       sigwait(&set, &sig);
       if (sig != SIGHUP) {
         log_line("-", std::string("stopping on ") + strsignal(sig));
-        sd_notify(0, "STOPPING=1");
         g_stop = true;
+        notify_systemd("STOPPING=1");
         break;
       }
       // SIGHUP: what can change while running does; the rest needs a restart.
@@ -363,13 +373,13 @@ int main(int argc, char** argv) {
     }
   });
   // Under systemd (Type=notify): ready now, and a watchdog at half its interval.
-  sd_notify(0, "READY=1");
+  notify_systemd("READY=1");
   uint64_t watchdog_usec = 0;
   std::thread watchdog;
   if (sd_watchdog_enabled(0, &watchdog_usec) > 0) {
     watchdog = std::thread([watchdog_usec] {
       while (!g_stop) {
-        sd_notify(0, "WATCHDOG=1");
+        notify_systemd("WATCHDOG=1");
         pause_for(std::chrono::microseconds(watchdog_usec / 2));
       }
     });
