@@ -8,6 +8,7 @@
  *          data device of exactly <len> sectors.
  * Status:  <mode> <head_seq> <tail_seq> <ring_used> <ring_bytes>
  *          <dirty_blocks> <resync_blocks> <resync_take_seq> <reason> <flags>
+ *          <completed_seq> <durable_seq>
  * Messages: ack <seq> | mark <name> | take_bitmap | end_resync | request_resync
  *
  * The log format and its rules are those of include/hrl/log_format.h and
@@ -21,17 +22,31 @@
  * reached the device. When the ring is full the target tracks writes in a
  * dirty bitmap instead, until userspace takes the bitmap for a resync.
  *
- * State lives on the log device between a postsuspend (which writes it, with
- * the clean flag) and the next preresume (which reads it back), so a table
- * reload never has two writers on one log.
+ * Two points follow the records: completed (every record below it has
+ * reached both devices) and durable (every record below it is on the log
+ * device's stable media: a flush of the log that started after they
+ * completed has finished). The target flushes the log on its own, a few
+ * milliseconds after records complete or at once when a MiB waits, and never
+ * puts records more than HRL_MAX_INFLIGHT_BYTES past the durable point: after
+ * a power loss no record of the crashed run survives further past the head
+ * than the load erases.
+ *
+ * Every change of the metadata (superblock, bitmaps) is made by one ordered
+ * worker, which writes it first and changes the in-core state after; the
+ * messages hand it their work and wait (as dm-era does). State lives on the
+ * log device between a postsuspend (which writes it, with the clean flag)
+ * and the next preresume (which reads it back), so a table reload never has
+ * two writers on one log.
  */
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
+#include <linux/mempool.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include <linux/wait.h>
 #include <linux/xxhash.h>
 #include <linux/ktime.h>
 #include <linux/timekeeping.h>
@@ -43,23 +58,46 @@
 
 /* Largest record payload the target writes: one bio of pages plus the header. */
 #define HRL_KERNEL_MAX_PAYLOAD	(512U << 10)
+#define HRL_MAX_IO_PAGES	(HRL_KERNEL_MAX_PAYLOAD >> PAGE_SHIFT)
 /* Largest payload of a log the target loads: record spans fit spans[] (u16 sectors). */
 #define HRL_LOAD_MAX_PAYLOAD	(16U << 20)
+/* Writes in flight at once; more wait in the deferred list. */
+#define HRL_MAX_INFLIGHT_IOS	128U
+/*
+ * Pages held in reserve for the copies: two header pages per write in
+ * flight, and 4 MiB of data. When they run short one write at a time waits
+ * for the pool, so writes holding part of it never wait for one another.
+ */
+#define HRL_POOL_PAGES		(2 * HRL_MAX_INFLIGHT_IOS + (4U << 20) / PAGE_SIZE)
+/* The log is flushed when this many completed record bytes are not durable... */
+#define HRL_FLUSH_BYTES		(1U << 20)
+/* ...or this long after records completed. */
+#define HRL_FLUSH_DELAY_MS	10
 /* Fill levels (percent of the ring) that raise a dm event when crossed upwards. */
 static const unsigned int hrl_fill_events[] = { 50, 75, 90 };
+
+/* A position in the log: a record's sequence number, ring offset and stream offset. */
+struct hrl_pos {
+	u64 seq;
+	u64 off;	/* in the ring */
+	u64 stream;	/* ring bytes reserved since the load: distances across wraps */
+};
 
 struct hrl_c {
 	struct dm_target *ti;
 	struct dm_dev *data_dev;
 	struct dm_dev *log_dev;
 	struct dm_io_client *io_client;
-	struct workqueue_struct *wq;
+	struct workqueue_struct *io_wq;		/* the I/O path's work: never waits on metadata */
+	struct workqueue_struct *meta_wq;	/* ordered: every change of the metadata */
 	struct work_struct deferred_work;	/* dispatches writes that waited */
-	struct work_struct meta_work;		/* persists the superblock after a mode change */
 	struct work_struct event_work;		/* dm_table_event() needs process context */
-	struct work_struct flush_work;		/* flushes in bitmap mode: the bitmap first */
+	struct delayed_work flush_work;		/* flushes the log: completed records become durable */
+	struct work_struct meta_work;		/* the metadata worker */
 	struct bio_set bs;			/* child bios, allocated in ->map: needs a rescuer */
 	bool bs_ready;
+	mempool_t *page_pool;			/* header pages and data copies */
+	struct mutex pool_mutex;		/* one write at a time waits for the pool */
 
 	/* Geometry, fixed by the superblock read in the constructor. */
 	u8 uuid[16];
@@ -77,38 +115,50 @@ struct hrl_c {
 	u64 nr_bits;
 	u64 created_ns;
 	u64 nr_slots;		/* entries of spans[]: the most records the ring can hold */
+	unsigned long nr_bm_pages;	/* pages of a bitmap area */
 
 	/*
-	 * meta_lock serializes writers of the superblock and bitmaps
-	 * (messages, suspend/resume, workers). Taken before lock, never under it.
+	 * meta_lock is held by the metadata worker while it works: the
+	 * functions that assert it run only there. Taken before lock.
 	 */
 	struct mutex meta_lock;
+	struct list_head rpcs;		/* messages waiting for the worker (under lock) */
+	bool sb_stale;			/* the superblock lags the in-core flags (under lock) */
 	u64 sb_update_seq;
-	u64 persisted_head_seq;	/* head in the last superblock written: durable records */
-	u64 persisted_head_off;
 	bool active;		/* between preresume and postsuspend */
-	u64 disk_bitmap_csum;	/* checksums of the bitmap areas as last written */
+	struct hrl_superblock *sb_buf;	/* the superblock being written */
+	void *dirty_disk;	/* the dirty bitmap area as last written (bitmap_bytes) */
+	u64 disk_dirty_csum;	/* checksums of the bitmap areas as last written */
 	u64 disk_resync_csum;
 
-	/* lock protects the ring, the flags, the lists and the bitmaps' contents. */
+	/* lock protects the ring, the flags, the lists and the dirty bitmap's contents. */
 	spinlock_t lock;
-	u64 head_seq;
-	u64 head_off;
-	u64 tail_seq;
-	u64 tail_off;
+	struct hrl_pos head;	/* where the next record goes */
+	struct hrl_pos tail;	/* the oldest record not acknowledged */
+	struct hrl_pos done;	/* every record below it has completed on both devices */
+	struct hrl_pos durable;	/* every record below it is on the log's stable media */
+	struct hrl_pos flush_snap;	/* done when the log flush in flight began */
+	bool log_flushing;
+	bool log_failed;	/* a write or flush of the log failed: no more flushes of it */
+	bool quiescing;		/* suspending: no new flush of the log */
 	u64 used;		/* ring bytes from tail to head */
-	u64 head_stream;	/* ring bytes ever reserved: distances across wraps */
+	unsigned int ios_inflight;
 	unsigned int bitmap_inflight;	/* writes tracked in the bitmap, not complete */
 	u16 *spans;		/* span in sectors of record seq, at seq % nr_slots */
+	unsigned long *done_slots;	/* records completed out of order, at seq % nr_slots */
 	u32 flags;		/* HRL_SB_* (CLEAN is only ever on disk) */
 	u32 reason;
+	u64 required_gen;	/* +1 each time a resync of the whole device is required */
 	u64 take_seq;
 	unsigned int fill_level;	/* index of the next fill event to raise */
 	struct list_head inflight;	/* struct hrl_io being written */
-	struct list_head deferred;	/* struct hrl_io waiting for an overlapping one */
-	struct bio_list flush_bios;	/* empty flushes waiting for the bitmap write */
-	unsigned long *dirty;	/* kvzalloc'ed, bitmap_bytes */
-	unsigned long *resync;
+	struct list_head deferred;	/* struct hrl_io waiting for an overlapping one or for room */
+	struct bio_list flush_bios;	/* empty flushes in bitmap mode, for the worker */
+	unsigned long *dirty;	/* kvzalloc'ed, bitmap_bytes; swapped with spare at take_bitmap */
+	unsigned long *spare;
+	unsigned long *dirty_pages;	/* pages of the dirty bitmap changed since written (atomic bits) */
+	unsigned long *resync;	/* changed only by the metadata worker */
+	wait_queue_head_t done_wait;	/* done or durable moved */
 };
 
 /* Per-bio state: one write, its copy and its two (or three) child bios. */
@@ -124,16 +174,37 @@ struct hrl_io {
 	u64 pos;
 	u64 pad_seq;		/* 0: no PAD before the record */
 	u64 pad_pos;
-	u64 stream;		/* hc->head_stream where its ring space begins */
+	u64 stream;		/* hc->head.stream where its ring space begins */
+	struct hrl_pos flush_snap;	/* a FLUSH record: what its preflush makes durable */
 	struct list_head go;	/* the deferred worker's list of writes to submit */
 	struct page *hdr;	/* header unit of the record */
 	struct page *pad_hdr;
-	struct page **pages;	/* the copy of the data */
 	unsigned int nr_pages;
 	u64 payload_csum;
 	atomic_t pending;
 	blk_status_t data_status;
 	blk_status_t log_status;
+	struct page *pages[HRL_MAX_IO_PAGES];	/* the copy of the data; last: not cleared */
+};
+
+/* Work a message hands the metadata worker, and its answer. */
+struct hrl_rpc {
+	struct list_head list;
+	int (*fn)(struct hrl_c *hc, struct hrl_rpc *rpc);
+	u64 seq;		/* ack */
+	const char *name;	/* mark */
+	bool suspended_too;	/* runs while the device is suspended (resume, suspend) */
+	char *result;
+	unsigned int maxlen;
+	int r;
+	struct completion done;
+};
+
+/* The superblock's changing fields, as written or about to be. */
+struct hrl_sb_state {
+	u32 flags, reason;
+	u64 take_seq;
+	struct hrl_pos tail, head;
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -148,16 +219,25 @@ static inline u64 hrl_bit_of(struct hrl_c *hc, sector_t sector)
 	return sector / (hc->bitmap_block >> SECTOR_SHIFT);
 }
 
-/* Marks the bitmap blocks of [sector, sector + nr). Caller holds lock or not: set_bit is atomic. */
+static u32 hrl_payload_of(struct hrl_io *io)
+{
+	return io->type == HRL_REC_WRITE ? io->nr_sectors << SECTOR_SHIFT : 0;
+}
+
+/* Marks the bitmap blocks of [sector, sector + nr), and the pages of the area they are in. */
 static void hrl_mark_dirty(struct hrl_c *hc, sector_t sector, u32 nr)
 {
-	u64 b, last;
+	u64 first, last;
 
+	lockdep_assert_held(&hc->lock);
 	if (!nr)
 		return;
-	last = hrl_bit_of(hc, sector + nr - 1);
-	for (b = hrl_bit_of(hc, sector); b <= last && b < hc->nr_bits; b++)
-		set_bit(b, hc->dirty);
+	first = hrl_bit_of(hc, sector);
+	last = min(hrl_bit_of(hc, sector + nr - 1), hc->nr_bits - 1);
+	if (first > last)
+		return;
+	bitmap_set(hc->dirty, first, last - first + 1);
+	bitmap_set(hc->dirty_pages, first / (8 * PAGE_SIZE), last / (8 * PAGE_SIZE) - first / (8 * PAGE_SIZE) + 1);
 }
 
 static const char *hrl_mode_name(u32 flags)
@@ -197,17 +277,27 @@ static const char *hrl_reason_name(u32 reason)
 	return reason < ARRAY_SIZE(names) ? names[reason] : "unknown";
 }
 
-/* Caller holds lock. */
 static void hrl_set_resync_required(struct hrl_c *hc, u32 reason)
 {
+	lockdep_assert_held(&hc->lock);
 	if (!(hc->flags & HRL_SB_RESYNC_REQUIRED))
 		hc->reason = reason;
 	hc->flags |= HRL_SB_RESYNC_REQUIRED;
+	hc->required_gen++;
+}
+
+/* The log device failed a write: no record goes after the hole, the whole device is resynced. */
+static void hrl_log_broken(struct hrl_c *hc)
+{
+	lockdep_assert_held(&hc->lock);
+	hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
+	hc->flags |= HRL_SB_BITMAP_MODE;
+	hc->sb_stale = true;
+	hc->log_failed = true;
 }
 
 /* Synchronous I/O on the log device, for metadata: kernel or vmalloc memory. */
-static int hrl_log_io(struct hrl_c *hc, blk_opf_t opf, void *buf, bool vmem,
-		      u64 offset, u64 len)
+static int hrl_log_io(struct hrl_c *hc, blk_opf_t opf, void *buf, u64 offset, u64 len)
 {
 	struct dm_io_region region = {
 		.bdev = hc->log_dev->bdev,
@@ -216,24 +306,17 @@ static int hrl_log_io(struct hrl_c *hc, blk_opf_t opf, void *buf, bool vmem,
 	};
 	struct dm_io_request req = {
 		.bi_opf = opf,
-		.mem.type = vmem ? DM_IO_VMA : DM_IO_KMEM,
+		.mem.type = is_vmalloc_addr(buf) ? DM_IO_VMA : DM_IO_KMEM,
 		.mem.ptr.addr = buf,
 		.client = hc->io_client,
 	};
 
-	if (vmem)
+	if (is_vmalloc_addr(buf))
 		req.mem.ptr.vma = buf;
 	return hrl_dm_io(&req, 1, &region, NULL);
 }
 
 /* ---- superblock ------------------------------------------------------- */
-
-struct hrl_sb_view {
-	u32 flags, reason;
-	u64 tail_seq, tail_off, head_seq, head_off, take_seq;
-	u64 update_seq, generation, data_sectors;
-	u64 bitmap_csum, resync_csum;
-};
 
 static int hrl_check_sb(const struct hrl_superblock *sb, char **why)
 {
@@ -286,7 +369,7 @@ static int hrl_read_sb(struct hrl_c *hc, struct hrl_superblock *out, char **why)
 	slots = kmalloc(HRL_SB_SLOTS * HRL_LOG_BLOCK, GFP_KERNEL);
 	if (!slots)
 		return -ENOMEM;
-	r = hrl_log_io(hc, REQ_OP_READ, slots, false, 0, HRL_SB_SLOTS * HRL_LOG_BLOCK);
+	r = hrl_log_io(hc, REQ_OP_READ, slots, 0, HRL_SB_SLOTS * HRL_LOG_BLOCK);
 	if (r) {
 		*why = "cannot read the superblock";
 		goto out;
@@ -310,24 +393,30 @@ out:
 	return r;
 }
 
-/*
- * Writes the next superblock slot from the in-memory state, with FUA after a
- * flush of the log, so it claims only durable records and bitmaps.
- * Caller holds meta_lock.
- */
-static int hrl_write_sb(struct hrl_c *hc, bool clean)
+/* The superblock's changing fields as the in-core state has them. */
+static void hrl_sb_now(struct hrl_c *hc, struct hrl_sb_state *st)
 {
-	struct hrl_superblock *sb;
-	unsigned long irqflags;
-	u64 dirty_bits, resync_bits;
+	spin_lock_irq(&hc->lock);
+	st->flags = hc->flags;
+	st->reason = hc->reason;
+	st->take_seq = hc->take_seq;
+	st->tail = hc->tail;
+	st->head = hc->durable;	/* a superblock claims only durable records */
+	spin_unlock_irq(&hc->lock);
+}
+
+/*
+ * Writes the next superblock slot with FUA. With flush, the log is flushed
+ * first: the bitmap areas just written are durable before the superblock
+ * that carries their checksums.
+ */
+static int hrl_write_sb(struct hrl_c *hc, const struct hrl_sb_state *st, bool clean, bool flush)
+{
+	struct hrl_superblock *sb = hc->sb_buf;
 	int r;
 
-	sb = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
-	if (!sb)
-		return -ENOMEM;
-	dirty_bits = bitmap_weight(hc->dirty, hc->nr_bits);
-	resync_bits = bitmap_weight(hc->resync, hc->nr_bits);
-
+	lockdep_assert_held(&hc->meta_lock);
+	memset(sb, 0, HRL_LOG_BLOCK);
 	sb->magic = cpu_to_le64(HRL_SB_MAGIC);
 	sb->version = cpu_to_le32(HRL_FORMAT_VERSION);
 	memcpy(sb->uuid, hc->uuid, sizeof(sb->uuid));
@@ -341,88 +430,99 @@ static int hrl_write_sb(struct hrl_c *hc, bool clean)
 	sb->bitmap_bytes = cpu_to_le64(hc->bitmap_bytes);
 	sb->ring_offset = cpu_to_le64(hc->ring_offset);
 	sb->ring_bytes = cpu_to_le64(hc->ring_bytes);
-	sb->bitmap_csum = cpu_to_le64(hc->disk_bitmap_csum);
+	sb->bitmap_csum = cpu_to_le64(hc->disk_dirty_csum);
 	sb->resync_csum = cpu_to_le64(hc->disk_resync_csum);
-	sb->dirty_bits = cpu_to_le64(dirty_bits);
-	sb->resync_bits = cpu_to_le64(resync_bits);
+	sb->dirty_bits = cpu_to_le64(bitmap_weight(hc->dirty_disk, hc->nr_bits));
+	sb->resync_bits = cpu_to_le64(bitmap_weight(hc->resync, hc->nr_bits));
 	sb->created_ns = cpu_to_le64(hc->created_ns);
 	sb->updated_ns = cpu_to_le64(hrl_now_ns());
-
-	spin_lock_irqsave(&hc->lock, irqflags);
-	sb->flags = cpu_to_le32(hc->flags | (clean ? HRL_SB_CLEAN : 0));
-	sb->resync_reason = cpu_to_le32(hc->reason);
-	sb->resync_take_seq = cpu_to_le64(hc->take_seq);
-	sb->tail_seq = cpu_to_le64(hc->tail_seq);
-	sb->tail_offset = cpu_to_le64(hc->tail_off);
-	if (clean) {	/* quiesced and flushed: the head is durable */
-		hc->persisted_head_seq = hc->head_seq;
-		hc->persisted_head_off = hc->head_off;
-	} else if (hc->persisted_head_seq < hc->tail_seq) {
-		/* acknowledged records were durable on the secondary: a lower bound */
-		hc->persisted_head_seq = hc->tail_seq;
-		hc->persisted_head_off = hc->tail_off;
-	}
-	sb->head_seq = cpu_to_le64(hc->persisted_head_seq);
-	sb->head_offset = cpu_to_le64(hc->persisted_head_off);
-	spin_unlock_irqrestore(&hc->lock, irqflags);
-
+	sb->flags = cpu_to_le32(st->flags | (clean ? HRL_SB_CLEAN : 0));
+	sb->resync_reason = cpu_to_le32(st->reason);
+	sb->resync_take_seq = cpu_to_le64(st->take_seq);
+	sb->tail_seq = cpu_to_le64(st->tail.seq);
+	sb->tail_offset = cpu_to_le64(st->tail.off);
+	sb->head_seq = cpu_to_le64(st->head.seq);
+	sb->head_offset = cpu_to_le64(st->head.off);
 	sb->csum = cpu_to_le64(xxh64(sb, HRL_SB_CSUM_BYTES, hc->seed));
-	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, sb, false,
+	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA | (flush ? REQ_PREFLUSH : 0), sb,
 		       ((hc->sb_update_seq + 1) % HRL_SB_SLOTS) * HRL_LOG_BLOCK, HRL_LOG_BLOCK);
 	if (!r)
 		hc->sb_update_seq++;
 	else
 		DMERR("%s: superblock write failed: %d", hc->log_dev->name, r);
-	kfree(sb);
 	return r;
 }
 
 /*
- * Writes a bitmap area from a snapshot (so concurrent set_bit()s cannot tear
- * the checksum) and returns its checksum in *csum. Caller holds meta_lock.
+ * Writes the pages of the dirty bitmap that changed since they were last
+ * written (all of them with all), from a copy, so set_bit()s going on cannot
+ * tear what the checksum covers. Returns the area's new checksum in *csum; it
+ * becomes the superblock's with the superblock write that follows.
  */
-static int hrl_write_bitmap(struct hrl_c *hc, unsigned long *bits, u64 offset, u64 *csum)
+static int hrl_write_dirty_pages(struct hrl_c *hc, bool all, u64 *csum)
 {
-	void *area;
+	unsigned long p;
+	int r = 0;
+
+	lockdep_assert_held(&hc->meta_lock);
+	if (all)
+		bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);
+	for_each_set_bit(p, hc->dirty_pages, hc->nr_bm_pages) {
+		void *disk = hc->dirty_disk + p * PAGE_SIZE;
+
+		clear_bit(p, hc->dirty_pages);
+		spin_lock_irq(&hc->lock);
+		memcpy(disk, (void *)hc->dirty + p * PAGE_SIZE, PAGE_SIZE);
+		spin_unlock_irq(&hc->lock);
+		r = hrl_log_io(hc, REQ_OP_WRITE, disk, hc->bitmap_offset + p * PAGE_SIZE, PAGE_SIZE);
+		if (r) {
+			set_bit(p, hc->dirty_pages);
+			return r;
+		}
+	}
+	*csum = xxh64(hc->dirty_disk, hc->bitmap_bytes, hc->seed);
+	return 0;
+}
+
+/* Writes the resync bitmap area whole; only this worker changes it. */
+static int hrl_write_resync(struct hrl_c *hc, u64 *csum)
+{
+	lockdep_assert_held(&hc->meta_lock);
+	*csum = xxh64(hc->resync, hc->bitmap_bytes, hc->seed);
+	return hrl_log_io(hc, REQ_OP_WRITE, hc->resync, hc->resync_offset, hc->bitmap_bytes);
+}
+
+/*
+ * Persists both bitmaps, then the superblock st describes. The in-core
+ * checksums follow only once the superblock that carries them is written.
+ */
+static int hrl_commit(struct hrl_c *hc, const struct hrl_sb_state *st, bool clean)
+{
+	u64 dirty_csum, resync_csum, old_dirty = hc->disk_dirty_csum, old_resync = hc->disk_resync_csum;
 	int r;
 
-	area = vzalloc(hc->bitmap_bytes);
-	if (!area)
-		return -ENOMEM;
-	memcpy(area, bits, BITS_TO_LONGS(hc->nr_bits) * sizeof(long));
-	*csum = xxh64(area, hc->bitmap_bytes, hc->seed);
-	r = hrl_log_io(hc, REQ_OP_WRITE, area, true, offset, hc->bitmap_bytes);
-	vfree(area);
+	lockdep_assert_held(&hc->meta_lock);
+	r = hrl_write_dirty_pages(hc, false, &dirty_csum);
+	if (!r)
+		r = hrl_write_resync(hc, &resync_csum);
+	if (r)
+		return r;
+	hc->disk_dirty_csum = dirty_csum;
+	hc->disk_resync_csum = resync_csum;
+	r = hrl_write_sb(hc, st, clean, true);
+	if (r) {
+		hc->disk_dirty_csum = old_dirty;
+		hc->disk_resync_csum = old_resync;
+	}
 	return r;
 }
 
-/* Persists both bitmaps and then the superblock. Caller holds meta_lock. */
-static int hrl_commit(struct hrl_c *hc, bool clean)
+static int hrl_read_bitmap(struct hrl_c *hc, void *bits, u64 offset, u64 csum)
 {
-	int r;
+	int r = hrl_log_io(hc, REQ_OP_READ, bits, offset, hc->bitmap_bytes);
 
-	r = hrl_write_bitmap(hc, hc->dirty, hc->bitmap_offset, &hc->disk_bitmap_csum);
-	if (!r)
-		r = hrl_write_bitmap(hc, hc->resync, hc->resync_offset, &hc->disk_resync_csum);
-	if (!r)
-		r = hrl_write_sb(hc, clean);
-	return r;
-}
-
-static int hrl_read_bitmap(struct hrl_c *hc, unsigned long *bits, u64 offset, u64 csum)
-{
-	void *area;
-	int r;
-
-	area = vmalloc(hc->bitmap_bytes);
-	if (!area)
-		return -ENOMEM;
-	r = hrl_log_io(hc, REQ_OP_READ, area, true, offset, hc->bitmap_bytes);
-	if (!r && xxh64(area, hc->bitmap_bytes, hc->seed) != csum)
+	if (!r && xxh64(bits, hc->bitmap_bytes, hc->seed) != csum)
 		r = -EILSEQ;
-	if (!r)
-		memcpy(bits, area, BITS_TO_LONGS(hc->nr_bits) * sizeof(long));
-	vfree(area);
 	return r;
 }
 
@@ -448,43 +548,66 @@ static void hrl_encode_header(struct hrl_c *hc, struct page *page, u16 type, u16
 	h->header_csum = cpu_to_le64(xxh64(h, HRL_RECORD_CSUM_BYTES, hc->seed));
 }
 
+/* Bytes of ring a record of payload bytes takes at the head, a PAD before it included. */
+static u64 hrl_ring_cost(struct hrl_c *hc, u32 payload)
+{
+	u64 span = hrl_record_span(payload);
+
+	return span + (hc->head.off + span > hc->ring_bytes ? hc->ring_bytes - hc->head.off : 0);
+}
+
+/* Whether a record may go at the head now without passing the in-flight bound. */
+static bool hrl_room_past_durable(struct hrl_c *hc, u32 payload)
+{
+	lockdep_assert_held(&hc->lock);
+	return hc->head.stream + hrl_ring_cost(hc, payload) - hc->durable.stream <= HRL_MAX_INFLIGHT_BYTES;
+}
+
+static void hrl_advance(struct hrl_c *hc, struct hrl_pos *p)
+{
+	u64 span = (u64)hc->spans[p->seq % hc->nr_slots] << SECTOR_SHIFT;
+
+	p->seq++;
+	p->off = (p->off + span) % hc->ring_bytes;
+	p->stream += span;
+}
+
 /*
  * Reserves ring space for a record of payload bytes, after a PAD if it would
- * cross the end of the ring. Caller holds lock.
- * Returns false, reserving nothing, when the ring has no room.
+ * cross the end of the ring. Returns false, reserving nothing, when the ring
+ * has no room.
  */
 static bool hrl_ring_reserve(struct hrl_c *hc, u32 payload, struct hrl_io *io)
 {
 	u64 span = hrl_record_span(payload);
-	u64 pad = hc->head_off + span > hc->ring_bytes ? hc->ring_bytes - hc->head_off : 0;
+	u64 pad = hc->head.off + span > hc->ring_bytes ? hc->ring_bytes - hc->head.off : 0;
 
+	lockdep_assert_held(&hc->lock);
 	if (hc->used + pad + span > hc->ring_bytes)
 		return false;
 	io->pad_seq = 0;
-	io->stream = hc->head_stream;
-	hc->head_stream += pad + span;
+	io->stream = hc->head.stream;
 	if (pad) {
-		io->pad_seq = hc->head_seq;
-		io->pad_pos = hc->head_off;
-		hc->spans[hc->head_seq % hc->nr_slots] = pad >> SECTOR_SHIFT;
-		hc->head_seq++;
+		io->pad_seq = hc->head.seq;
+		io->pad_pos = hc->head.off;
+		hc->spans[hc->head.seq % hc->nr_slots] = pad >> SECTOR_SHIFT;
+		hrl_advance(hc, &hc->head);
 		hc->used += pad;
-		hc->head_off = 0;
 	}
-	io->seq = hc->head_seq;
-	io->pos = hc->head_off;
-	hc->spans[hc->head_seq % hc->nr_slots] = span >> SECTOR_SHIFT;
-	hc->head_seq++;
+	io->seq = hc->head.seq;
+	io->pos = hc->head.off;
+	hc->spans[hc->head.seq % hc->nr_slots] = span >> SECTOR_SHIFT;
+	hrl_advance(hc, &hc->head);
 	hc->used += span;
-	hc->head_off = (hc->head_off + span) % hc->ring_bytes;
 	return true;
 }
 
-/* Caller holds lock. Raises an event when the fill crosses the next level. */
+/* Raises an event when the fill crosses the next level. */
 static bool hrl_fill_crossed(struct hrl_c *hc)
 {
 	bool crossed = false;
 
+	lockdep_assert_held(&hc->lock);
 	while (hc->fill_level < ARRAY_SIZE(hrl_fill_events) &&
 	       hc->used * 100 >= hc->ring_bytes * hrl_fill_events[hc->fill_level]) {
 		hc->fill_level++;
@@ -496,58 +619,151 @@ static bool hrl_fill_crossed(struct hrl_c *hc)
 	return crossed;
 }
 
-/* Caller holds lock. The dirty bitmap was taken and the ring has room again. */
+/* The dirty bitmap was taken and the ring has room again. */
 static bool hrl_maybe_leave_bitmap_mode(struct hrl_c *hc)
 {
-	if (!(hc->flags & HRL_SB_BITMAP_MODE) || hc->bitmap_inflight ||
-	    !bitmap_empty(hc->dirty, hc->nr_bits) || hc->ring_bytes - hc->used < hc->ring_bytes / 4)
+	lockdep_assert_held(&hc->lock);
+	if (!(hc->flags & HRL_SB_BITMAP_MODE) || (hc->flags & HRL_SB_RESYNC_REQUIRED) ||
+	    hc->bitmap_inflight || !bitmap_empty(hc->dirty, hc->nr_bits) ||
+	    hc->ring_bytes - hc->used < hc->ring_bytes / 4)
 		return false;
 	hc->flags &= ~HRL_SB_BITMAP_MODE;
-	if (!(hc->flags & HRL_SB_RESYNC_REQUIRED))
-		hc->reason = HRL_REASON_NONE;
+	hc->reason = HRL_REASON_NONE;
+	hc->sb_stale = true;
 	return true;
+}
+
+/* ---- completed and durable records ----------------------------------- */
+
+/* Record seq reached both devices: the completed point moves over every record that has. */
+static void hrl_record_done(struct hrl_c *hc, u64 seq)
+{
+	lockdep_assert_held(&hc->lock);
+	set_bit(seq % hc->nr_slots, hc->done_slots);
+	while (hc->done.seq < hc->head.seq && test_bit(hc->done.seq % hc->nr_slots, hc->done_slots)) {
+		clear_bit(hc->done.seq % hc->nr_slots, hc->done_slots);
+		hrl_advance(hc, &hc->done);
+	}
+}
+
+/* A flush of the log that began when the completed point was at snap finished. */
+static void hrl_durable_to(struct hrl_c *hc, const struct hrl_pos *snap)
+{
+	lockdep_assert_held(&hc->lock);
+	if (snap->seq > hc->durable.seq)
+		hc->durable = *snap;
+}
+
+/* Asks for a flush of the log: at once, or after HRL_FLUSH_DELAY_MS. */
+static void hrl_want_flush(struct hrl_c *hc, bool now)
+{
+	if (now)
+		mod_delayed_work(hc->io_wq, &hc->flush_work, 0);
+	else
+		queue_delayed_work(hc->io_wq, &hc->flush_work, msecs_to_jiffies(HRL_FLUSH_DELAY_MS));
+}
+
+static void hrl_flush_endio(struct bio *bio)
+{
+	struct hrl_c *hc = bio->bi_private;
+	unsigned long irqflags;
+	bool again, first_failure;
+	blk_status_t status = bio->bi_status;
+
+	bio_put(bio);
+	spin_lock_irqsave(&hc->lock, irqflags);
+	first_failure = status && !hc->log_failed;
+	if (status)
+		hrl_log_broken(hc);
+	else
+		hrl_durable_to(hc, &hc->flush_snap);
+	hc->log_flushing = false;
+	again = hc->durable.seq < hc->done.seq && !hc->quiescing && !hc->log_failed;
+	spin_unlock_irqrestore(&hc->lock, irqflags);
+	if (first_failure) {
+		DMERR("%s: log flush failed: bitmap mode, resync required", hc->log_dev->name);
+		queue_work(hc->meta_wq, &hc->meta_work);
+	}
+	wake_up_all(&hc->done_wait);
+	queue_work(hc->io_wq, &hc->deferred_work);	/* room past the durable point */
+	if (again)
+		hrl_want_flush(hc, false);
+}
+
+/* Flushes the log: every record completed now is durable when it finishes. */
+static void hrl_flush_worker(struct work_struct *work)
+{
+	struct hrl_c *hc = container_of(to_delayed_work(work), struct hrl_c, flush_work);
+	struct bio *bio;
+
+	spin_lock_irq(&hc->lock);
+	if (hc->log_flushing || hc->quiescing || hc->log_failed || hc->durable.seq >= hc->done.seq) {
+		spin_unlock_irq(&hc->lock);
+		return;
+	}
+	hc->log_flushing = true;
+	hc->flush_snap = hc->done;
+	spin_unlock_irq(&hc->lock);
+	bio = bio_alloc_bioset(hc->log_dev->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH, GFP_NOIO, &hc->bs);
+	bio->bi_end_io = hrl_flush_endio;
+	bio->bi_private = hc;
+	submit_bio(bio);
 }
 
 /* ---- the write path --------------------------------------------------- */
 
 static void hrl_free_io_pages(struct hrl_io *io)
 {
+	struct hrl_c *hc = io->hc;
 	unsigned int i;
 
 	for (i = 0; i < io->nr_pages; i++)
-		__free_page(io->pages[i]);
-	kfree(io->pages);
-	io->pages = NULL;
+		mempool_free(io->pages[i], hc->page_pool);
 	io->nr_pages = 0;
 	if (io->hdr)
-		__free_page(io->hdr);
+		mempool_free(io->hdr, hc->page_pool);
 	if (io->pad_hdr)
-		__free_page(io->pad_hdr);
+		mempool_free(io->pad_hdr, hc->page_pool);
 	io->hdr = io->pad_hdr = NULL;
 }
 
-/* Copies the bio's data into pages of our own and checksums the copy. */
-static int hrl_copy_data(struct hrl_c *hc, struct hrl_io *io, struct bio *bio)
+/*
+ * The pages of a write: its copy and two header pages. Taken without
+ * waiting when memory allows; else from the reserve, one write at a time
+ * (dm-crypt's crypt_alloc_buffer does the same), so it never fails.
+ */
+static struct page **hrl_io_page(struct hrl_io *io, unsigned int i)
+{
+	return i == 0 ? &io->hdr : i == 1 ? &io->pad_hdr : &io->pages[i - 2];
+}
+
+static void hrl_alloc_io_pages(struct hrl_c *hc, struct hrl_io *io, unsigned int nr_data)
+{
+	unsigned int i, n = nr_data + 2;
+	bool short_of = false;
+
+	io->nr_pages = nr_data;
+	for (i = 0; i < n; i++) {
+		*hrl_io_page(io, i) = mempool_alloc(hc->page_pool, GFP_NOWAIT | __GFP_NOWARN);
+		short_of |= !*hrl_io_page(io, i);
+	}
+	if (!short_of)
+		return;
+	mutex_lock(&hc->pool_mutex);
+	for (i = 0; i < n; i++)
+		if (!*hrl_io_page(io, i))
+			*hrl_io_page(io, i) = mempool_alloc(hc->page_pool, GFP_NOIO);
+	mutex_unlock(&hc->pool_mutex);
+}
+
+/* Copies the bio's data into the write's pages and checksums the copy. */
+static void hrl_copy_data(struct hrl_c *hc, struct hrl_io *io, struct bio *bio)
 {
 	struct xxh64_state state;
 	struct bvec_iter iter;
 	struct bio_vec bv;
 	size_t done = 0;
-	unsigned int i;
 
-	io->nr_pages = DIV_ROUND_UP(bio->bi_iter.bi_size, PAGE_SIZE);
-	io->pages = kcalloc(io->nr_pages, sizeof(*io->pages), GFP_NOIO);
-	if (!io->pages) {
-		io->nr_pages = 0;
-		return -ENOMEM;
-	}
-	for (i = 0; i < io->nr_pages; i++) {
-		io->pages[i] = alloc_page(GFP_NOIO);
-		if (!io->pages[i]) {
-			io->nr_pages = i;
-			return -ENOMEM;
-		}
-	}
 	xxh64_reset(&state, hc->seed);
 	bio_for_each_segment(bv, bio, iter) {
 		u8 *src = bvec_kmap_local(&bv);
@@ -566,34 +782,44 @@ static int hrl_copy_data(struct hrl_c *hc, struct hrl_io *io, struct bio *bio)
 		kunmap_local(src);
 	}
 	io->payload_csum = xxh64_digest(&state);
-	return 0;
 }
 
 static void hrl_io_done(struct hrl_io *io);
 
-static void hrl_child_endio(struct bio *bio)
+static void hrl_io_put(struct hrl_io *io)
 {
-	struct hrl_io *io = bio->bi_private;
-	bool to_log = bio->bi_bdev == io->hc->log_dev->bdev;
-
-	if (bio->bi_status) {
-		if (to_log)
-			io->log_status = bio->bi_status;
-		else
-			io->data_status = bio->bi_status;
-	}
-	bio_put(bio);
 	if (atomic_dec_and_test(&io->pending))
 		hrl_io_done(io);
 }
 
+/* Log and data bios complete apart: the device a bio went to says nothing once a stack remapped it. */
+static void hrl_data_endio(struct bio *bio)
+{
+	struct hrl_io *io = bio->bi_private;
+
+	if (bio->bi_status)
+		io->data_status = bio->bi_status;
+	bio_put(bio);
+	hrl_io_put(io);
+}
+
+static void hrl_log_endio(struct bio *bio)
+{
+	struct hrl_io *io = bio->bi_private;
+
+	if (bio->bi_status)
+		io->log_status = bio->bi_status;
+	bio_put(bio);
+	hrl_io_put(io);
+}
+
 static struct bio *hrl_new_bio(struct hrl_io *io, struct dm_dev *dev, unsigned int nr_vecs,
-			       blk_opf_t opf, sector_t sector)
+			       blk_opf_t opf, sector_t sector, bio_end_io_t *end_io)
 {
 	struct bio *bio = bio_alloc_bioset(dev->bdev, nr_vecs, opf, GFP_NOIO, &io->hc->bs);
 
 	bio->bi_iter.bi_sector = sector;
-	bio->bi_end_io = hrl_child_endio;
+	bio->bi_end_io = end_io;
 	bio->bi_private = io;
 	return bio;
 }
@@ -617,13 +843,14 @@ static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 	blk_opf_t keep = io->orig->bi_opf & (REQ_FUA | REQ_SYNC | REQ_PREFLUSH);
 	sector_t log_base = hc->ring_offset >> SECTOR_SHIFT;
 	struct bio *data, *log = NULL, *pad = NULL;
-	u32 payload = io->type == HRL_REC_WRITE ? io->nr_sectors << SECTOR_SHIFT : 0;
+	u32 payload = hrl_payload_of(io);
 
 	if (io->type == HRL_REC_DISCARD) {
-		data = hrl_new_bio(io, hc->data_dev, 0, REQ_OP_DISCARD, io->sector);
+		data = hrl_new_bio(io, hc->data_dev, 0, REQ_OP_DISCARD, io->sector, hrl_data_endio);
 		data->bi_iter.bi_size = io->nr_sectors << SECTOR_SHIFT;
 	} else {
-		data = hrl_new_bio(io, hc->data_dev, io->nr_pages, REQ_OP_WRITE | keep, io->sector);
+		data = hrl_new_bio(io, hc->data_dev, io->nr_pages, REQ_OP_WRITE | keep, io->sector,
+				   hrl_data_endio);
 		hrl_add_data_pages(io, data);
 	}
 	atomic_set(&io->pending, 1);
@@ -632,7 +859,7 @@ static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 		hrl_encode_header(hc, io->hdr, io->type, io->rec_flags, io->seq, io->sector,
 				  io->nr_sectors, payload, payload ? io->payload_csum : 0);
 		log = hrl_new_bio(io, hc->log_dev, io->nr_pages + 1, REQ_OP_WRITE | keep,
-				  log_base + (io->pos >> SECTOR_SHIFT));
+				  log_base + (io->pos >> SECTOR_SHIFT), hrl_log_endio);
 		__bio_add_page(log, io->hdr, HRL_SECTOR_SIZE, 0);
 		if (payload)
 			hrl_add_data_pages(io, log);
@@ -642,7 +869,7 @@ static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 		hrl_encode_header(hc, io->pad_hdr, HRL_REC_PAD, 0, io->pad_seq, 0, 0,
 				  hc->ring_bytes - io->pad_pos - HRL_SECTOR_SIZE, 0);
 		pad = hrl_new_bio(io, hc->log_dev, 1, REQ_OP_WRITE,
-				  log_base + (io->pad_pos >> SECTOR_SHIFT));
+				  log_base + (io->pad_pos >> SECTOR_SHIFT), hrl_log_endio);
 		__bio_add_page(pad, io->pad_hdr, HRL_SECTOR_SIZE, 0);
 		atomic_inc(&io->pending);
 	}
@@ -669,54 +896,41 @@ static bool hrl_overlaps(struct list_head *list, sector_t sector, u32 nr)
 #define HRL_NOTIFY_EVENT	(1U << 0)	/* dm_table_event() */
 #define HRL_NOTIFY_META		(1U << 1)	/* write the superblock */
 #define HRL_NOTIFY_BITMAP	(1U << 2)	/* entered bitmap mode */
+#define HRL_NOTIFY_FLUSH	(1U << 3)	/* flush the log now: writes wait for room */
 
 static void hrl_notify(struct hrl_c *hc, unsigned int notify)
 {
 	if (notify & HRL_NOTIFY_BITMAP)
 		DMWARN("%s: ring full, tracking writes in the dirty bitmap", hc->log_dev->name);
 	if (notify & HRL_NOTIFY_META)
-		queue_work(hc->wq, &hc->meta_work);
+		queue_work(hc->meta_wq, &hc->meta_work);
 	if (notify & HRL_NOTIFY_EVENT)
-		queue_work(hc->wq, &hc->event_work);
-}
-
-/*
- * Whether the ring space in flight stays within HRL_MAX_INFLIGHT_BYTES from
- * the oldest record not yet complete, the bound that lets a load after a
- * crash erase every record of the crashed run past the head. Caller holds lock.
- */
-static bool hrl_inflight_room(struct hrl_c *hc, struct hrl_io *io)
-{
-	u32 payload = io->type == HRL_REC_WRITE ? io->nr_sectors << SECTOR_SHIFT : 0;
-	u64 span = hrl_record_span(payload);
-	u64 pad = hc->head_off + span > hc->ring_bytes ? hc->ring_bytes - hc->head_off : 0;
-	struct hrl_io *o;
-
-	if (hc->flags & HRL_SB_BITMAP_MODE)
-		return true;
-	list_for_each_entry(o, &hc->inflight, node)
-		if (o->seq)	/* the oldest journaled write in flight */
-			return hc->head_stream + pad + span - o->stream <= HRL_MAX_INFLIGHT_BYTES;
-	return true;
+		queue_work(hc->io_wq, &hc->event_work);
+	if (notify & HRL_NOTIFY_FLUSH)
+		hrl_want_flush(hc, true);
 }
 
 /*
  * Gives the write its place: a sequence number and ring space, or bits in
- * the dirty bitmap when the ring is full. Caller holds lock.
+ * the dirty bitmap when the ring is full.
  */
 static unsigned int hrl_place(struct hrl_c *hc, struct hrl_io *io)
 {
-	u32 payload = io->type == HRL_REC_WRITE ? io->nr_sectors << SECTOR_SHIFT : 0;
 	unsigned int notify = 0;
 
+	lockdep_assert_held(&hc->lock);
 	io->seq = 0;
 	io->pad_seq = 0;
-	if (!(hc->flags & HRL_SB_BITMAP_MODE) && hrl_ring_reserve(hc, payload, io))
+	if (!(hc->flags & HRL_SB_BITMAP_MODE) && hrl_ring_reserve(hc, hrl_payload_of(io), io)) {
+		if (io->rec_flags & HRL_REC_FLUSH)
+			io->flush_snap = hc->done;
 		return hrl_fill_crossed(hc) ? HRL_NOTIFY_EVENT : 0;
+	}
 	if (!(hc->flags & HRL_SB_BITMAP_MODE)) {
 		hc->flags |= HRL_SB_BITMAP_MODE;
 		if (!(hc->flags & HRL_SB_RESYNC_REQUIRED))
 			hc->reason = HRL_REASON_RING_OVERFLOW;
+		hc->sb_stale = true;
 		notify = HRL_NOTIFY_EVENT | HRL_NOTIFY_META | HRL_NOTIFY_BITMAP;
 	}
 	hc->bitmap_inflight++;
@@ -727,17 +941,24 @@ static unsigned int hrl_place(struct hrl_c *hc, struct hrl_io *io)
 /*
  * Starts the write if it may go now: not while it overlaps a write in flight
  * or one waiting before it (earlier), so overlapping writes reach the device
- * and the log in arrival order; not beyond the in-flight bound. Placing it
- * and putting it in flight happen in the same critical section as the check.
- * Caller holds lock.
+ * and the log in arrival order; not beyond the in-flight bounds (writes, and
+ * ring past the durable point). Placing it and putting it in flight happen in
+ * the same critical section as the check.
  */
 static bool hrl_try_start(struct hrl_c *hc, struct hrl_io *io, struct list_head *earlier,
 			  unsigned int *notify)
 {
+	lockdep_assert_held(&hc->lock);
 	if (hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors) ||
-	    hrl_overlaps(earlier, io->sector, io->nr_sectors) || !hrl_inflight_room(hc, io))
+	    hrl_overlaps(earlier, io->sector, io->nr_sectors) ||
+	    hc->ios_inflight >= HRL_MAX_INFLIGHT_IOS)
 		return false;
+	if (!(hc->flags & HRL_SB_BITMAP_MODE) && !hrl_room_past_durable(hc, hrl_payload_of(io))) {
+		*notify |= HRL_NOTIFY_FLUSH;
+		return false;
+	}
 	*notify |= hrl_place(hc, io);
+	hc->ios_inflight++;
 	list_add_tail(&io->node, &hc->inflight);
 	return true;
 }
@@ -747,35 +968,49 @@ static void hrl_io_done(struct hrl_io *io)
 {
 	struct hrl_c *hc = io->hc;
 	unsigned long irqflags;
-	bool wake, mode_changed = false;
+	bool wake, broke = false, flush = false, want_flush = false;
 
 	spin_lock_irqsave(&hc->lock, irqflags);
 	list_del(&io->node);
+	hc->ios_inflight--;
 	if (!io->seq)
 		hc->bitmap_inflight--;
 	if (io->log_status && io->seq) {
 		/* The record is lost: the bitmap keeps the write, the volume says why. */
-		hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
-		mode_changed = true;
+		broke = !hc->log_failed;
+		hrl_log_broken(hc);
 	}
 	/*
 	 * A write tracked in the bitmap sets its bits again at completion: a
 	 * take_bitmap between dispatch and here must not lose it. A failed
-	 * data write is marked too, so a resync copies what the device holds.
+	 * write is marked too, so a resync copies what the device holds.
 	 */
 	if (!io->seq || io->data_status || io->log_status)
 		hrl_mark_dirty(hc, io->sector, io->nr_sectors);
+	if (io->seq) {
+		if (io->pad_seq)
+			hrl_record_done(hc, io->pad_seq);
+		hrl_record_done(hc, io->seq);
+		if ((io->rec_flags & HRL_REC_FLUSH) && !io->log_status)
+			hrl_durable_to(hc, &io->flush_snap);
+		flush = hc->done.stream - hc->durable.stream >= HRL_FLUSH_BYTES;
+		want_flush = !hc->log_failed;
+	}
 	wake = !list_empty(&hc->deferred);
 	spin_unlock_irqrestore(&hc->lock, irqflags);
 
-	if (mode_changed) {
-		DMERR("log write failed at seq %llu: resync required", io->seq);
-		queue_work(hc->wq, &hc->meta_work);
-	}
+	if (broke)
+		DMERR("log write failed at seq %llu: bitmap mode, resync required", io->seq);
+	if (io->log_status)
+		queue_work(hc->meta_wq, &hc->meta_work);
 	if (io->data_status || io->log_status)
-		queue_work(hc->wq, &hc->event_work);	/* dirty blocks to resync */
+		queue_work(hc->io_wq, &hc->event_work);	/* dirty blocks to resync */
+	if (io->seq && wq_has_sleeper(&hc->done_wait))
+		wake_up_all(&hc->done_wait);
+	if (want_flush)
+		hrl_want_flush(hc, flush);
 	if (wake)
-		queue_work(hc->wq, &hc->deferred_work);
+		queue_work(hc->io_wq, &hc->deferred_work);
 	hrl_free_io_pages(io);
 	io->orig->bi_status = io->data_status;
 	bio_endio(io->orig);
@@ -788,7 +1023,6 @@ static void hrl_deferred_worker(struct work_struct *work)
 	struct hrl_io *io, *next;
 	LIST_HEAD(ready);
 	LIST_HEAD(blocked);	/* earlier deferred writes, in order */
-
 	unsigned int notify = 0;
 
 	spin_lock_irq(&hc->lock);
@@ -809,53 +1043,11 @@ static void hrl_deferred_worker(struct work_struct *work)
 	}
 }
 
-static void hrl_meta_worker(struct work_struct *work)
-{
-	struct hrl_c *hc = container_of(work, struct hrl_c, meta_work);
-	unsigned int noio = memalloc_noio_save();	/* writes are waiting on this queue */
-
-	mutex_lock(&hc->meta_lock);
-	if (hc->active)
-		hrl_write_sb(hc, false);
-	mutex_unlock(&hc->meta_lock);
-	memalloc_noio_restore(noio);
-}
-
 static void hrl_event_worker(struct work_struct *work)
 {
 	struct hrl_c *hc = container_of(work, struct hrl_c, event_work);
 
 	dm_table_event(hc->ti->table);
-}
-
-/* Empty flushes in bitmap mode: persist the bitmap, then flush both devices. */
-static void hrl_flush_worker(struct work_struct *work)
-{
-	struct hrl_c *hc = container_of(work, struct hrl_c, flush_work);
-	struct bio_list bios;
-	unsigned int noio;
-	struct bio *bio;
-	int r = 0;
-
-	spin_lock_irq(&hc->lock);
-	bios = hc->flush_bios;
-	bio_list_init(&hc->flush_bios);
-	spin_unlock_irq(&hc->lock);
-	if (bio_list_empty(&bios))
-		return;
-
-	noio = memalloc_noio_save();
-	mutex_lock(&hc->meta_lock);
-	if (hc->active)
-		r = hrl_commit(hc, false);
-	mutex_unlock(&hc->meta_lock);
-	memalloc_noio_restore(noio);
-	if (!r)
-		r = blkdev_issue_flush(hc->data_dev->bdev);
-	while ((bio = bio_list_pop(&bios))) {
-		bio->bi_status = errno_to_blk_status(r);
-		bio_endio(bio);
-	}
 }
 
 static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
@@ -864,13 +1056,14 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 	unsigned int notify = 0;
 	bool defer, started;
 
-	memset(io, 0, sizeof(*io));
+	memset(io, 0, offsetof(struct hrl_io, pages));
 	io->hc = hc;
 	io->orig = bio;
 	INIT_LIST_HEAD(&io->node);
 	INIT_LIST_HEAD(&io->go);
-	io->sector = dm_target_offset(hc->ti, bio->bi_iter.bi_sector);
 	io->nr_sectors = bio_sectors(bio);
+	/* an empty flush has no place on the device: its record says sector 0 */
+	io->sector = io->nr_sectors ? dm_target_offset(hc->ti, bio->bi_iter.bi_sector) : 0;
 	if (bio_op(bio) == REQ_OP_DISCARD) {
 		io->type = HRL_REC_DISCARD;
 	} else {
@@ -888,18 +1081,14 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 			bio_list_add(&hc->flush_bios, bio);
 		spin_unlock_irq(&hc->lock);
 		if (defer) {
-			queue_work(hc->wq, &hc->flush_work);
+			queue_work(hc->meta_wq, &hc->meta_work);
 			return DM_MAPIO_SUBMITTED;
 		}
 	}
 
-	io->hdr = alloc_page(GFP_NOIO);
-	io->pad_hdr = alloc_page(GFP_NOIO);
-	if (!io->hdr || !io->pad_hdr ||
-	    (io->type == HRL_REC_WRITE && io->nr_sectors && hrl_copy_data(hc, io, bio))) {
-		hrl_free_io_pages(io);
-		return DM_MAPIO_KILL;
-	}
+	hrl_alloc_io_pages(hc, io, io->type == HRL_REC_WRITE ? DIV_ROUND_UP(bio->bi_iter.bi_size, PAGE_SIZE) : 0);
+	if (io->nr_pages)
+		hrl_copy_data(hc, io, bio);
 
 	/* Every waiting write arrived before this one. */
 	spin_lock_irq(&hc->lock);
@@ -931,6 +1120,96 @@ static int hrl_map(struct dm_target *ti, struct bio *bio)
 	}
 }
 
+/* ---- the metadata worker ---------------------------------------------- */
+
+/* Hands fn to the metadata worker and waits for its answer (dm-era's perform_rpc). */
+static int hrl_rpc(struct hrl_c *hc, struct hrl_rpc *rpc)
+{
+	init_completion(&rpc->done);
+	spin_lock_irq(&hc->lock);
+	list_add_tail(&rpc->list, &hc->rpcs);
+	spin_unlock_irq(&hc->lock);
+	queue_work(hc->meta_wq, &hc->meta_work);
+	wait_for_completion(&rpc->done);
+	return rpc->r;
+}
+
+/*
+ * Empty flushes in bitmap mode: the dirty bitmap's changed pages and the
+ * superblock that carries their checksum, then a flush of the data device.
+ * The bitmap never fails the flush: if it cannot be written the whole device
+ * is resynced instead, and the application's data is still made durable.
+ */
+static void hrl_flush_in_bitmap_mode(struct hrl_c *hc, struct bio_list *bios)
+{
+	struct hrl_sb_state st;
+	struct bio *bio;
+	u64 csum, old = hc->disk_dirty_csum;
+	int r;
+
+	lockdep_assert_held(&hc->meta_lock);
+	r = hrl_write_dirty_pages(hc, false, &csum);
+	if (!r) {
+		hc->disk_dirty_csum = csum;
+		hrl_sb_now(hc, &st);
+		r = hrl_write_sb(hc, &st, false, true);
+		if (r)
+			hc->disk_dirty_csum = old;
+	}
+	if (r) {
+		spin_lock_irq(&hc->lock);
+		hrl_log_broken(hc);
+		spin_unlock_irq(&hc->lock);
+		queue_work(hc->io_wq, &hc->event_work);
+	}
+	r = blkdev_issue_flush(hc->data_dev->bdev);
+	while ((bio = bio_list_pop(bios))) {
+		bio->bi_status = errno_to_blk_status(r);
+		bio_endio(bio);
+	}
+}
+
+static void hrl_meta_worker(struct work_struct *work)
+{
+	struct hrl_c *hc = container_of(work, struct hrl_c, meta_work);
+	unsigned int noio = memalloc_noio_save();	/* writes may be waiting on us */
+	struct hrl_rpc *rpc, *next;
+	struct hrl_sb_state st;
+	struct bio_list bios;
+	LIST_HEAD(rpcs);
+	bool stale;
+
+	mutex_lock(&hc->meta_lock);
+	spin_lock_irq(&hc->lock);
+	list_splice_init(&hc->rpcs, &rpcs);
+	bios = hc->flush_bios;
+	bio_list_init(&hc->flush_bios);
+	spin_unlock_irq(&hc->lock);
+
+	list_for_each_entry_safe(rpc, next, &rpcs, list) {
+		list_del(&rpc->list);
+		rpc->r = hc->active || rpc->suspended_too ? rpc->fn(hc, rpc) : -EBUSY;
+		complete(&rpc->done);
+	}
+	if (!bio_list_empty(&bios))
+		hrl_flush_in_bitmap_mode(hc, &bios);
+
+	spin_lock_irq(&hc->lock);
+	stale = hc->sb_stale && hc->active;
+	hc->sb_stale = false;
+	spin_unlock_irq(&hc->lock);
+	if (stale) {
+		hrl_sb_now(hc, &st);
+		if (hrl_write_sb(hc, &st, false, false)) {
+			spin_lock_irq(&hc->lock);
+			hc->sb_stale = true;	/* the next change tries again */
+			spin_unlock_irq(&hc->lock);
+		}
+	}
+	mutex_unlock(&hc->meta_lock);
+	memalloc_noio_restore(noio);
+}
+
 /* ---- loading the ring ------------------------------------------------- */
 
 struct hrl_window {
@@ -951,7 +1230,7 @@ static int hrl_window_get(struct hrl_c *hc, struct hrl_window *w, u64 pos, u64 l
 	}
 	w->start = round_down(pos, HRL_LOG_BLOCK);
 	w->len = min(w->size, hc->ring_bytes - w->start);
-	r = hrl_log_io(hc, REQ_OP_READ, w->buf, true, hc->ring_offset + w->start, w->len);
+	r = hrl_log_io(hc, REQ_OP_READ, w->buf, hc->ring_offset + w->start, w->len);
 	if (r) {
 		w->len = 0;
 		return r;
@@ -1010,15 +1289,17 @@ static int hrl_check_record(struct hrl_c *hc, const struct hrl_record_header *h,
 /*
  * Walks the ring from the tail to the end of the valid data: the real head,
  * and the span of every record for ack. *corrupt when the walk stopped below
- * the persisted head or at a malformed record.
+ * the head the superblock claims durable, or at a malformed record.
  */
-static int hrl_scan_ring(struct hrl_c *hc, bool *corrupt)
+static int hrl_scan_ring(struct hrl_c *hc, u64 claimed_head, bool *corrupt)
 {
 	struct hrl_window w = { .size = max_t(u64, 2 << 20, hrl_record_span(hc->max_payload) + HRL_LOG_BLOCK) };
-	u64 seq = hc->tail_seq, pos = hc->tail_off, used = 0;
+	struct hrl_pos pos = { .seq = hc->tail.seq, .off = hc->tail.off };
 	bool malformed = false;
+	u64 used = 0;
 	int r = 0;
 
+	lockdep_assert_held(&hc->meta_lock);
 	w.size = min(w.size, hc->ring_bytes);
 	w.buf = vmalloc(w.size);
 	if (!w.buf)
@@ -1029,11 +1310,11 @@ static int hrl_scan_ring(struct hrl_c *hc, bool *corrupt)
 		u32 bytes;
 		u64 span;
 
-		r = hrl_window_get(hc, &w, pos, HRL_SECTOR_SIZE, &unit);
+		r = hrl_window_get(hc, &w, pos.off, HRL_SECTOR_SIZE, &unit);
 		if (r)
 			goto out;
 		h = (struct hrl_record_header *)unit;
-		if (hrl_check_record(hc, h, pos, seq, &malformed))
+		if (hrl_check_record(hc, h, pos.off, pos.seq, &malformed))
 			break;
 		bytes = le32_to_cpu(h->payload_bytes);
 		span = hrl_record_span(bytes);
@@ -1044,73 +1325,73 @@ static int hrl_scan_ring(struct hrl_c *hc, bool *corrupt)
 		if (le16_to_cpu(h->type) != HRL_REC_PAD && bytes) {
 			u64 csum = le64_to_cpu(h->payload_csum);
 
-			r = hrl_window_get(hc, &w, pos + HRL_SECTOR_SIZE, bytes, &payload);
+			r = hrl_window_get(hc, &w, pos.off + HRL_SECTOR_SIZE, bytes, &payload);
 			if (r)
 				goto out;
 			if (xxh64(payload, bytes, hc->seed) != csum)
 				break;
 		}
-		hc->spans[seq % hc->nr_slots] = span >> SECTOR_SHIFT;
+		hc->spans[pos.seq % hc->nr_slots] = span >> SECTOR_SHIFT;
 		used += span;
-		seq++;
-		pos = (pos + span) % hc->ring_bytes;
+		hrl_advance(hc, &pos);
 	}
-	*corrupt = malformed || seq < hc->persisted_head_seq;
+	*corrupt = malformed || pos.seq < claimed_head;
 	if (*corrupt)
-		DMERR("%s: corrupt record at seq %llu, ring offset %llu", hc->log_dev->name, seq, pos);
-	hc->head_seq = seq;
-	hc->head_off = pos;
+		DMERR("%s: corrupt record at seq %llu, ring offset %llu", hc->log_dev->name, pos.seq, pos.off);
+	/* what the walk found is on the device: completed and durable */
+	pos.stream = used;
+	hc->head = hc->done = hc->durable = pos;
 	hc->used = used;
-	hc->head_stream = used;
-	if (hc->persisted_head_seq > seq) {	/* never claim records the scan did not find */
-		hc->persisted_head_seq = seq;
-		hc->persisted_head_off = pos;
-	}
+	bitmap_zero(hc->done_slots, hc->nr_slots);
 out:
 	vfree(w.buf);
 	return r;
 }
 
-/* After an unclean shutdown: no record of the crashed run may follow the new ones. */
+/*
+ * After an unclean shutdown: no record of the crashed run may follow the new
+ * ones. None went further than HRL_MAX_INFLIGHT_BYTES past the durable point,
+ * which is at or before the head the walk found. The zeros are flushed with
+ * the superblock that follows the load.
+ */
 static int hrl_zero_past_head(struct hrl_c *hc)
 {
 	u64 left = min_t(u64, HRL_MAX_INFLIGHT_BYTES, hc->ring_bytes - hc->used);
-	u64 pos = hc->head_off;
+	u64 pos = hc->head.off;
 	int r = 0;
 
+	lockdep_assert_held(&hc->meta_lock);
 	while (left && !r) {
 		u64 n = min(left, hc->ring_bytes - pos);
 
 		r = blkdev_issue_zeroout(hc->log_dev->bdev, (hc->ring_offset + pos) >> SECTOR_SHIFT,
-					 n >> SECTOR_SHIFT, GFP_KERNEL, 0);
+					 n >> SECTOR_SHIFT, GFP_NOIO, 0);
 		left -= n;
 		pos = (pos + n) % hc->ring_bytes;
 	}
 	return r;
 }
 
-/* Reads the whole state back from the log device. Caller holds meta_lock. */
+/* Reads the whole state back from the log device. */
 static int hrl_load(struct hrl_c *hc)
 {
-	struct hrl_superblock *sb;
-	bool unclean, corrupt = false;
+	struct hrl_superblock *sb = hc->sb_buf;
+	bool unclean, bitmap_lost, corrupt = false;
 	char *why = "";
 	int r;
 
-	sb = kmalloc(sizeof(*sb), GFP_KERNEL);
-	if (!sb)
-		return -ENOMEM;
+	/* Runs before the device resumes: no I/O can touch the in-core state yet. */
+	lockdep_assert_held(&hc->meta_lock);
 	r = hrl_read_sb(hc, sb, &why);
 	if (r) {
 		DMERR("%s: not an hrl log: %s", hc->log_dev->name, why);
-		goto out;
+		return r;
 	}
-	r = -EINVAL;
 	if (memcmp(sb->uuid, hc->uuid, sizeof(hc->uuid)) ||
 	    le64_to_cpu(sb->ring_bytes) != hc->ring_bytes ||
 	    le64_to_cpu(sb->data_sectors) != hc->data_sectors) {
 		DMERR("%s: the log was formatted again since the table was loaded", hc->log_dev->name);
-		goto out;
+		return -EINVAL;
 	}
 	unclean = !(le32_to_cpu(sb->flags) & HRL_SB_CLEAN);
 	hc->generation = le64_to_cpu(sb->generation);
@@ -1118,246 +1399,392 @@ static int hrl_load(struct hrl_c *hc)
 	hc->flags = le32_to_cpu(sb->flags) & ~HRL_SB_CLEAN;
 	hc->reason = le32_to_cpu(sb->resync_reason);
 	hc->take_seq = le64_to_cpu(sb->resync_take_seq);
-	hc->tail_seq = le64_to_cpu(sb->tail_seq);
-	hc->tail_off = le64_to_cpu(sb->tail_offset);
-	hc->persisted_head_seq = le64_to_cpu(sb->head_seq);
-	hc->persisted_head_off = le64_to_cpu(sb->head_offset);
+	hc->tail.seq = le64_to_cpu(sb->tail_seq);
+	hc->tail.off = le64_to_cpu(sb->tail_offset);
+	hc->tail.stream = 0;
+	hc->disk_dirty_csum = le64_to_cpu(sb->bitmap_csum);
+	hc->disk_resync_csum = le64_to_cpu(sb->resync_csum);
 
-	if (unclean)
-		hrl_set_resync_required(hc, HRL_REASON_UNCLEAN_SHUTDOWN);
-	if (hrl_read_bitmap(hc, hc->dirty, hc->bitmap_offset, le64_to_cpu(sb->bitmap_csum)) ||
-	    hrl_read_bitmap(hc, hc->resync, hc->resync_offset, le64_to_cpu(sb->resync_csum))) {
-		bitmap_zero(hc->dirty, hc->nr_bits);
-		bitmap_zero(hc->resync, hc->nr_bits);
-		hrl_set_resync_required(hc, HRL_REASON_BITMAP_LOST);
+	bitmap_lost = hrl_read_bitmap(hc, hc->dirty_disk, hc->bitmap_offset, hc->disk_dirty_csum) ||
+		      hrl_read_bitmap(hc, hc->resync, hc->resync_offset, hc->disk_resync_csum);
+	if (bitmap_lost) {
+		memset(hc->dirty_disk, 0, hc->bitmap_bytes);
+		memset(hc->resync, 0, hc->bitmap_bytes);
 	}
-	r = hrl_scan_ring(hc, &corrupt);
+	memcpy(hc->dirty, hc->dirty_disk, hc->bitmap_bytes);
+	bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);	/* written again with the first commit */
+	r = hrl_scan_ring(hc, le64_to_cpu(sb->head_seq), &corrupt);
 	if (r)
-		goto out;
-	if (corrupt)
-		hrl_set_resync_required(hc, HRL_REASON_LOG_CORRUPT);
+		return r;
 	if (unclean || corrupt) {
 		r = hrl_zero_past_head(hc);
 		if (r)
-			goto out;
+			return r;
 	}
+	spin_lock_irq(&hc->lock);
+	if (unclean)
+		hrl_set_resync_required(hc, HRL_REASON_UNCLEAN_SHUTDOWN);
+	if (bitmap_lost)
+		hrl_set_resync_required(hc, HRL_REASON_BITMAP_LOST);
+	if (corrupt)
+		hrl_set_resync_required(hc, HRL_REASON_LOG_CORRUPT);
 	hc->fill_level = 0;
 	hrl_fill_crossed(hc);
+	spin_unlock_irq(&hc->lock);
 	if (hc->flags & HRL_SB_RESYNC_REQUIRED)
 		DMWARN("%s: resync required: %s", hc->log_dev->name, hrl_reason_name(hc->reason));
-out:
-	kfree(sb);
-	return r;
+	return 0;
 }
 
-/* ---- target interface ------------------------------------------------- */
+/* ---- what the metadata worker does for the target interface ----------- */
 
-static int hrl_preresume(struct dm_target *ti)
+static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
-	struct hrl_c *hc = ti->private;
+	struct hrl_sb_state st;
 	int r;
 
-	mutex_lock(&hc->meta_lock);
 	r = hrl_load(hc);
-	if (!r)
-		r = hrl_commit(hc, false);	/* the clean flag goes until the next suspend */
+	if (r)
+		return r;
+	hrl_sb_now(hc, &st);
+	r = hrl_commit(hc, &st, false);	/* the clean flag goes until the next suspend */
 	hc->active = !r;
-	mutex_unlock(&hc->meta_lock);
+	spin_lock_irq(&hc->lock);
+	hc->quiescing = false;
+	hc->log_failed = false;	/* a new load: the log device answers again */
+	spin_unlock_irq(&hc->lock);
 	return r;
 }
 
-static void hrl_postsuspend(struct dm_target *ti)
+static int hrl_do_suspend(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
-	struct hrl_c *hc = ti->private;
+	struct hrl_sb_state st;
+	int r;
 
-	unsigned int noio;
-
-	flush_workqueue(hc->wq);
-	noio = memalloc_noio_save();
-	mutex_lock(&hc->meta_lock);
-	if (hc->active) {
-		int r = blkdev_issue_flush(hc->data_dev->bdev);
-
-		if (!r)
-			r = hrl_commit(hc, true);
-		if (r)
-			DMERR("%s: could not write the log's state on suspend (%d): it will load as unclean",
-			      hc->log_dev->name, r);
+	if (!hc->active)
+		return 0;
+	r = blkdev_issue_flush(hc->data_dev->bdev);
+	if (!r) {
+		hrl_sb_now(hc, &st);
+		st.head = hc->head;	/* quiesced and flushed below: the head is durable */
+		r = hrl_commit(hc, &st, true);
 	}
+	if (r)
+		DMERR("%s: could not write the log's state on suspend (%d): it will load as unclean",
+		      hc->log_dev->name, r);
 	hc->active = false;
-	mutex_unlock(&hc->meta_lock);
-	memalloc_noio_restore(noio);
+	return 0;
 }
 
-static int hrl_msg_ack(struct hrl_c *hc, const char *arg)
+/*
+ * ack <seq>: records up to seq are durable on the secondary. The tail moves
+ * past them, never past a record still being written, and the ring space is
+ * freed only once the superblock with the new tail is on disk.
+ */
+static int hrl_do_ack(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
+	struct hrl_sb_state st;
+	struct hrl_pos tail;
 	bool left_bitmap;
-	u64 seq;
+	u64 freed;
+	int r;
 
-	if (kstrtou64(arg, 10, &seq))
-		return -EINVAL;
 	spin_lock_irq(&hc->lock);
-	if (seq >= hc->head_seq) {
+	if (rpc->seq >= hc->head.seq) {
+		DMERR("ack %llu is beyond the head (next seq %llu)", rpc->seq, hc->head.seq);
 		spin_unlock_irq(&hc->lock);
-		DMERR("ack %llu is beyond the head (next seq %llu)", seq, hc->head_seq);
 		return -EINVAL;
 	}
-	while (hc->tail_seq <= seq) {
-		u64 span = (u64)hc->spans[hc->tail_seq % hc->nr_slots] << SECTOR_SHIFT;
-
-		hc->used -= span;
-		hc->tail_off = (hc->tail_off + span) % hc->ring_bytes;
-		hc->tail_seq++;
-	}
+	spin_unlock_irq(&hc->lock);
+	/* The secondary read these records back: only their data writes may still be in flight. */
+	wait_event(hc->done_wait, READ_ONCE(hc->done.seq) > rpc->seq);
+	hrl_sb_now(hc, &st);
+	if (rpc->seq < st.tail.seq)
+		return 0;
+	spin_lock_irq(&hc->lock);
+	tail = hc->tail;
+	while (tail.seq <= rpc->seq)
+		hrl_advance(hc, &tail);
+	spin_unlock_irq(&hc->lock);
+	freed = tail.stream - st.tail.stream;
+	st.tail = tail;
+	r = hrl_write_sb(hc, &st, false, false);
+	if (r)
+		return r;
+	spin_lock_irq(&hc->lock);
+	hc->tail = tail;
+	hc->used -= freed;
 	hrl_fill_crossed(hc);
 	left_bitmap = hrl_maybe_leave_bitmap_mode(hc);
 	spin_unlock_irq(&hc->lock);
 	if (left_bitmap)
-		queue_work(hc->wq, &hc->event_work);
-	return hrl_write_sb(hc, false);
+		queue_work(hc->io_wq, &hc->event_work);
+	queue_work(hc->io_wq, &hc->deferred_work);
+	return 0;
 }
 
 /*
  * A PAD or MARK record whose ring space was reserved could not be written:
  * readers stop at the hole, so the volume needs a resync, and says so.
- * Caller holds meta_lock.
  */
 static void hrl_record_write_failed(struct hrl_c *hc, const char *what, u64 seq, int r)
 {
 	spin_lock_irq(&hc->lock);
-	hrl_set_resync_required(hc, HRL_REASON_IO_ERROR);
+	hrl_log_broken(hc);
 	spin_unlock_irq(&hc->lock);
 	DMERR("%s record at seq %llu could not be written (%d): resync required", what, seq, r);
-	hrl_write_sb(hc, false);
-	queue_work(hc->wq, &hc->event_work);
+	queue_work(hc->io_wq, &hc->event_work);
 }
 
 /*
- * Writes a MARK record (and a PAD before it if needed) and waits for it.
- * Returns 1 with the record's sequence number in result.
+ * mark <name>: writes a MARK record (and a PAD before it if needed) and
+ * waits for it. Answers the record's sequence number.
  */
-static int hrl_msg_mark(struct hrl_c *hc, const char *name, char *result, unsigned int maxlen)
+static int hrl_do_mark(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
-	size_t len = strlen(name);
-	unsigned int sz = 0;
+	size_t len = strlen(rpc->name);
+	unsigned int sz = 0, maxlen = rpc->maxlen;
+	char *result = rpc->result;
 	struct hrl_io tmp = {};
-	struct page *page;
+	void *page = hc->sb_buf;	/* free between superblock writes */
 	int r;
 
 	if (!len || len > HRL_MARK_NAME_MAX)
 		return -EINVAL;
-	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
-	if (!page)
-		return -ENOMEM;
+	hrl_want_flush(hc, true);
+	wait_event(hc->done_wait, ({
+		bool room;
+
+		spin_lock_irq(&hc->lock);
+		room = (hc->flags & HRL_SB_BITMAP_MODE) || hrl_room_past_durable(hc, len);
+		spin_unlock_irq(&hc->lock);
+		room; }));
 	spin_lock_irq(&hc->lock);
 	r = hc->flags & HRL_SB_BITMAP_MODE ? -EBUSY : 0;
 	if (!r && !hrl_ring_reserve(hc, len, &tmp))
 		r = -ENOSPC;
 	spin_unlock_irq(&hc->lock);
 	if (r) {
-		DMERR("cannot mark '%s': %s", name, r == -EBUSY ? "the log is in bitmap mode" : "the ring is full");
-		goto out;
+		DMERR("cannot mark '%s': %s", rpc->name, r == -EBUSY ? "the log is in bitmap mode" : "the ring is full");
+		return r;
 	}
+	memset(page, 0, HRL_LOG_BLOCK);
 	if (tmp.pad_seq) {
-		hrl_encode_header(hc, page, HRL_REC_PAD, 0, tmp.pad_seq, 0, 0,
-				  hc->ring_bytes - tmp.pad_pos - HRL_SECTOR_SIZE, 0);
-		r = hrl_log_io(hc, REQ_OP_WRITE, page_address(page), false,
-			       hc->ring_offset + tmp.pad_pos, HRL_SECTOR_SIZE);
+		struct hrl_record_header *h = page;
+
+		h->magic = cpu_to_le32(HRL_RECORD_MAGIC);
+		h->type = cpu_to_le16(HRL_REC_PAD);
+		h->seq = cpu_to_le64(tmp.pad_seq);
+		h->generation = cpu_to_le64(hc->generation);
+		h->payload_bytes = cpu_to_le32(hc->ring_bytes - tmp.pad_pos - HRL_SECTOR_SIZE);
+		h->timestamp_ns = cpu_to_le64(hrl_now_ns());
+		h->header_csum = cpu_to_le64(xxh64(h, HRL_RECORD_CSUM_BYTES, hc->seed));
+		r = hrl_log_io(hc, REQ_OP_WRITE, page, hc->ring_offset + tmp.pad_pos, HRL_SECTOR_SIZE);
 		if (r) {
 			hrl_record_write_failed(hc, "PAD", tmp.pad_seq, r);
-			goto out;
+			return r;
 		}
+		memset(page, 0, HRL_LOG_BLOCK);
 	}
-	memset(page_address(page), 0, PAGE_SIZE);
-	memcpy(page_address(page) + HRL_SECTOR_SIZE, name, len);
-	hrl_encode_header(hc, page, HRL_REC_MARK, 0, tmp.seq, 0, 0, len,
-			  xxh64(page_address(page) + HRL_SECTOR_SIZE, len, hc->seed));
-	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA, page_address(page), false,
-		       hc->ring_offset + tmp.pos, hrl_record_span(len));
+	memcpy(page + HRL_SECTOR_SIZE, rpc->name, len);
+	{
+		struct hrl_record_header *h = page;
+
+		h->magic = cpu_to_le32(HRL_RECORD_MAGIC);
+		h->type = cpu_to_le16(HRL_REC_MARK);
+		h->seq = cpu_to_le64(tmp.seq);
+		h->generation = cpu_to_le64(hc->generation);
+		h->payload_bytes = cpu_to_le32(len);
+		h->timestamp_ns = cpu_to_le64(hrl_now_ns());
+		h->payload_csum = cpu_to_le64(xxh64(page + HRL_SECTOR_SIZE, len, hc->seed));
+		h->header_csum = cpu_to_le64(xxh64(h, HRL_RECORD_CSUM_BYTES, hc->seed));
+	}
+	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA, page, hc->ring_offset + tmp.pos, hrl_record_span(len));
 	if (r) {
 		hrl_record_write_failed(hc, "MARK", tmp.seq, r);
-	} else {
-		DMEMIT("%llu", tmp.seq);
-		r = 1;	/* dm returns the result to userspace */
+		return r;
 	}
-out:
-	__free_page(page);
-	return r;
+	spin_lock_irq(&hc->lock);
+	if (tmp.pad_seq)
+		hrl_record_done(hc, tmp.pad_seq);
+	hrl_record_done(hc, tmp.seq);
+	spin_unlock_irq(&hc->lock);
+	wake_up_all(&hc->done_wait);
+	hrl_want_flush(hc, false);
+	DMEMIT("%llu", tmp.seq);
+	return 1;	/* dm returns the result to userspace */
 }
 
-static int hrl_msg_take_bitmap(struct hrl_c *hc, char *result, unsigned int maxlen)
+/*
+ * take_bitmap: hands the dirty bitmap to a resync. Writers move to a clean
+ * bitmap under the lock; the taken one goes into the resync bitmap outside
+ * it. The answer waits until every write with a smaller sequence number has
+ * reached the data device, so the resync cannot read a block before a write
+ * journaled ahead of it lands, and until both bitmaps are on disk.
+ */
+static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
-	unsigned int sz = 0;
-	u64 take_seq;
+	unsigned int sz = 0, maxlen = rpc->maxlen;
+	char *result = rpc->result;
+	struct hrl_sb_state st;
+	unsigned long *taken;
+	u64 take_seq, gen;
+	bool required, left_bitmap;
 	int r;
 
 	spin_lock_irq(&hc->lock);
+	taken = hc->dirty;
+	hc->dirty = hc->spare;
+	hc->spare = taken;
+	bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);	/* the area is written again, from the clean bitmap */
+	take_seq = hc->head.seq;
+	required = hc->flags & HRL_SB_RESYNC_REQUIRED;
+	gen = hc->required_gen;
 	if (!(hc->flags & HRL_SB_RESYNC_PENDING))
-		bitmap_zero(hc->resync, hc->nr_bits);
-	bitmap_or(hc->resync, hc->resync, hc->dirty, hc->nr_bits);
-	if (hc->flags & HRL_SB_RESYNC_REQUIRED) {
-		bitmap_set(hc->resync, 0, hc->nr_bits);	/* not past the last bit */
-		hc->flags &= ~HRL_SB_RESYNC_REQUIRED;
-		hc->reason = hc->flags & HRL_SB_BITMAP_MODE ? HRL_REASON_RING_OVERFLOW : HRL_REASON_NONE;
-	}
-	bitmap_zero(hc->dirty, hc->nr_bits);
-	hc->flags |= HRL_SB_RESYNC_PENDING;
-	hc->take_seq = take_seq = hc->head_seq;
-	hrl_maybe_leave_bitmap_mode(hc);
+		memset(hc->resync, 0, hc->bitmap_bytes);	/* a bitmap nobody took: this worker's alone */
 	spin_unlock_irq(&hc->lock);
-	r = hrl_commit(hc, false);
-	queue_work(hc->wq, &hc->event_work);
+
+	bitmap_or(hc->resync, hc->resync, taken, hc->nr_bits);
+	if (required)
+		bitmap_set(hc->resync, 0, hc->nr_bits);	/* not past the last bit */
+	memset(taken, 0, hc->bitmap_bytes);
+
+	wait_event(hc->done_wait, READ_ONCE(hc->done.seq) >= take_seq);
+
+	hrl_sb_now(hc, &st);
+	st.flags |= HRL_SB_RESYNC_PENDING;
+	st.take_seq = take_seq;
+	if (required && st.flags & HRL_SB_RESYNC_REQUIRED) {
+		st.flags &= ~HRL_SB_RESYNC_REQUIRED;
+		st.reason = st.flags & HRL_SB_BITMAP_MODE ? HRL_REASON_RING_OVERFLOW : HRL_REASON_NONE;
+	}
+	r = hrl_commit(hc, &st, false);
+	spin_lock_irq(&hc->lock);
+	if (r) {
+		hrl_log_broken(hc);
+	} else {
+		hc->flags |= HRL_SB_RESYNC_PENDING;
+		hc->take_seq = take_seq;
+		if (required && hc->required_gen == gen) {	/* not required again since: covered */
+			hc->flags &= ~HRL_SB_RESYNC_REQUIRED;
+			hc->reason = st.reason;
+		}
+	}
+	left_bitmap = !r && hrl_maybe_leave_bitmap_mode(hc);
+	spin_unlock_irq(&hc->lock);
+	queue_work(hc->io_wq, &hc->event_work);
 	if (r)
 		return r;
+	if (left_bitmap)
+		queue_work(hc->meta_wq, &hc->meta_work);	/* the superblock says so next */
 	DMEMIT("%llu", take_seq);
 	return 1;	/* dm returns the result to userspace */
 }
 
-static int hrl_msg_end_resync(struct hrl_c *hc)
+static int hrl_do_end_resync(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
-	spin_lock_irq(&hc->lock);
-	if (!(hc->flags & HRL_SB_RESYNC_PENDING)) {
-		spin_unlock_irq(&hc->lock);
+	struct hrl_sb_state st;
+	int r;
+
+	hrl_sb_now(hc, &st);
+	if (!(st.flags & HRL_SB_RESYNC_PENDING)) {
 		DMERR("end_resync: no bitmap was taken");
 		return -EINVAL;
 	}
-	bitmap_zero(hc->resync, hc->nr_bits);
-	hc->flags &= ~HRL_SB_RESYNC_PENDING;
-	hc->take_seq = 0;
+	memset(hc->resync, 0, hc->bitmap_bytes);
+	st.flags &= ~HRL_SB_RESYNC_PENDING;
+	st.take_seq = 0;
+	r = hrl_commit(hc, &st, false);
+	spin_lock_irq(&hc->lock);
+	if (r) {
+		hrl_log_broken(hc);
+	} else {
+		hc->flags &= ~HRL_SB_RESYNC_PENDING;
+		hc->take_seq = 0;
+	}
 	spin_unlock_irq(&hc->lock);
-	return hrl_commit(hc, false);
+	return r;
+}
+
+static int hrl_do_request_resync(struct hrl_c *hc, struct hrl_rpc *rpc)
+{
+	struct hrl_sb_state st;
+	int r;
+
+	hrl_sb_now(hc, &st);
+	if (!(st.flags & HRL_SB_RESYNC_REQUIRED))
+		st.reason = HRL_REASON_OPERATOR;
+	st.flags |= HRL_SB_RESYNC_REQUIRED;
+	r = hrl_write_sb(hc, &st, false, false);
+	spin_lock_irq(&hc->lock);
+	hrl_set_resync_required(hc, HRL_REASON_OPERATOR);
+	if (r)
+		hc->sb_stale = true;
+	spin_unlock_irq(&hc->lock);
+	queue_work(hc->io_wq, &hc->event_work);
+	return r;
+}
+
+/* ---- target interface ------------------------------------------------- */
+
+/* Waits for the target's own I/O and work: the flush of the log, the deferred writes. */
+static void hrl_quiesce(struct hrl_c *hc)
+{
+	spin_lock_irq(&hc->lock);
+	hc->quiescing = true;
+	spin_unlock_irq(&hc->lock);
+	wait_event(hc->done_wait, !READ_ONCE(hc->log_flushing));
+	cancel_delayed_work_sync(&hc->flush_work);
+	flush_workqueue(hc->io_wq);
+}
+
+static int hrl_preresume(struct dm_target *ti)
+{
+	struct hrl_c *hc = ti->private;
+	struct hrl_rpc rpc = { .fn = hrl_do_resume, .suspended_too = true };
+
+	return hrl_rpc(hc, &rpc);
+}
+
+static void hrl_postsuspend(struct dm_target *ti)
+{
+	struct hrl_c *hc = ti->private;
+	struct hrl_rpc rpc = { .fn = hrl_do_suspend, .suspended_too = true };
+
+	/* No write is in flight: what the I/O path queued is all that is left. */
+	hrl_quiesce(hc);
+	hrl_rpc(hc, &rpc);
 }
 
 static int hrl_message(struct dm_target *ti, unsigned int argc, char **argv,
 		       char *result, unsigned int maxlen)
 {
 	struct hrl_c *hc = ti->private;
-	int r = -EINVAL;
+	struct hrl_rpc rpc = { .result = result, .maxlen = maxlen };
 
-	mutex_lock(&hc->meta_lock);
-	if (!hc->active) {
+	if (!READ_ONCE(hc->active)) {
 		DMERR("message '%s' refused: the device is suspended", argv[0]);
-		r = -EBUSY;
-	} else if (argc == 2 && !strcasecmp(argv[0], "ack")) {
-		r = hrl_msg_ack(hc, argv[1]);
+		return -EBUSY;
+	}
+	if (argc == 2 && !strcasecmp(argv[0], "ack")) {
+		if (kstrtou64(argv[1], 10, &rpc.seq))
+			return -EINVAL;
+		rpc.fn = hrl_do_ack;
 	} else if (argc == 2 && !strcasecmp(argv[0], "mark")) {
-		r = hrl_msg_mark(hc, argv[1], result, maxlen);
+		rpc.name = argv[1];
+		rpc.fn = hrl_do_mark;
 	} else if (argc == 1 && !strcasecmp(argv[0], "take_bitmap")) {
-		r = hrl_msg_take_bitmap(hc, result, maxlen);
+		rpc.fn = hrl_do_take_bitmap;
 	} else if (argc == 1 && !strcasecmp(argv[0], "end_resync")) {
-		r = hrl_msg_end_resync(hc);
+		rpc.fn = hrl_do_end_resync;
 	} else if (argc == 1 && !strcasecmp(argv[0], "request_resync")) {
-		spin_lock_irq(&hc->lock);
-		hrl_set_resync_required(hc, HRL_REASON_OPERATOR);
-		spin_unlock_irq(&hc->lock);
-		r = hrl_write_sb(hc, false);
-		queue_work(hc->wq, &hc->event_work);
+		rpc.fn = hrl_do_request_resync;
 	} else {
 		DMERR("unknown message '%s' (%u words): expected ack <seq>, mark <name>, "
 		      "take_bitmap, end_resync or request_resync", argv[0], argc);
+		return -EINVAL;
 	}
-	mutex_unlock(&hc->meta_lock);
-	return r;
+	return hrl_rpc(hc, &rpc);
 }
 
 static void hrl_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
@@ -1365,14 +1792,16 @@ static void hrl_status(struct dm_target *ti, status_type_t type, unsigned int st
 {
 	struct hrl_c *hc = ti->private;
 	unsigned int sz = 0;
-	u64 head, tail, used, take, dirty, resync;
+	u64 head, tail, used, take, dirty, resync, done, durable;
 	u32 flags, reason;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
 		spin_lock_irq(&hc->lock);
-		head = hc->head_seq;
-		tail = hc->tail_seq;
+		head = hc->head.seq;
+		tail = hc->tail.seq;
+		done = hc->done.seq;
+		durable = hc->durable.seq;
 		used = hc->used;
 		take = hc->take_seq;
 		flags = hc->flags;
@@ -1384,6 +1813,7 @@ static void hrl_status(struct dm_target *ti, status_type_t type, unsigned int st
 		DMEMIT("%s %llu %llu %llu %llu %llu %llu %llu %s ", hrl_mode_name(flags), head, tail,
 		       used, hc->ring_bytes, dirty, resync, take, hrl_reason_name(reason));
 		sz += hrl_emit_flags(flags, result + sz, maxlen - sz);
+		DMEMIT(" %llu %llu", done, durable);
 		break;
 	case STATUSTYPE_TABLE:
 		DMEMIT("%s %s 0", hc->data_dev->name, hc->log_dev->name);
@@ -1403,13 +1833,21 @@ static int hrl_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn 
 
 static void hrl_free(struct hrl_c *hc)
 {
-	if (hc->wq)
-		destroy_workqueue(hc->wq);
+	if (hc->io_wq)
+		destroy_workqueue(hc->io_wq);
+	if (hc->meta_wq)
+		destroy_workqueue(hc->meta_wq);
 	if (hc->bs_ready)
 		bioset_exit(&hc->bs);
+	mempool_destroy(hc->page_pool);
 	kvfree(hc->spans);
+	kvfree(hc->done_slots);
 	kvfree(hc->dirty);
+	kvfree(hc->spare);
+	kvfree(hc->dirty_disk);
+	kvfree(hc->dirty_pages);
 	kvfree(hc->resync);
+	kfree(hc->sb_buf);
 	if (hc->io_client)
 		dm_io_client_destroy(hc->io_client);
 	if (hc->log_dev)
@@ -1450,6 +1888,7 @@ static int hrl_ctr_geometry(struct dm_target *ti, struct hrl_c *hc)
 	hc->created_ns = le64_to_cpu(sb->created_ns);
 	hc->nr_bits = hrl_bitmap_bits(hc->data_sectors, hc->bitmap_block);
 	hc->nr_slots = hc->ring_bytes >> SECTOR_SHIFT;
+	hc->nr_bm_pages = hc->bitmap_bytes / PAGE_SIZE;
 
 	r = -EINVAL;
 	if (hc->max_payload > HRL_LOAD_MAX_PAYLOAD) {
@@ -1470,6 +1909,36 @@ static int hrl_ctr_geometry(struct dm_target *ti, struct hrl_c *hc)
 out:
 	kfree(sb);
 	return r;
+}
+
+/* Everything the target needs while it runs, allocated once: the I/O path never fails for memory. */
+static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
+{
+	int r;
+
+	hc->dirty = kvzalloc(hc->bitmap_bytes, GFP_KERNEL);
+	hc->spare = kvzalloc(hc->bitmap_bytes, GFP_KERNEL);
+	hc->dirty_disk = kvzalloc(hc->bitmap_bytes, GFP_KERNEL);
+	hc->resync = kvzalloc(hc->bitmap_bytes, GFP_KERNEL);
+	hc->dirty_pages = kvcalloc(BITS_TO_LONGS(hc->nr_bm_pages), sizeof(long), GFP_KERNEL);
+	hc->spans = kvcalloc(hc->nr_slots, sizeof(*hc->spans), GFP_KERNEL);
+	hc->done_slots = kvcalloc(BITS_TO_LONGS(hc->nr_slots), sizeof(long), GFP_KERNEL);
+	hc->sb_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
+	hc->page_pool = mempool_create_page_pool(HRL_POOL_PAGES, 0);
+	hc->io_wq = alloc_workqueue("dm-hrl-io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
+	hc->meta_wq = alloc_ordered_workqueue("dm-hrl-meta", WQ_MEM_RECLAIM);
+	if (!hc->dirty || !hc->spare || !hc->dirty_disk || !hc->resync || !hc->dirty_pages ||
+	    !hc->spans || !hc->done_slots || !hc->sb_buf || !hc->page_pool || !hc->io_wq || !hc->meta_wq) {
+		ti->error = "out of memory";
+		return -ENOMEM;
+	}
+	r = bioset_init(&hc->bs, HRL_MAX_INFLIGHT_IOS, 0, BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER);
+	if (r) {
+		ti->error = "out of memory";
+		return r;
+	}
+	hc->bs_ready = true;
+	return 0;
 }
 
 /*
@@ -1496,13 +1965,16 @@ static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->private = hc;
 	spin_lock_init(&hc->lock);
 	mutex_init(&hc->meta_lock);
+	mutex_init(&hc->pool_mutex);
+	init_waitqueue_head(&hc->done_wait);
 	INIT_LIST_HEAD(&hc->inflight);
 	INIT_LIST_HEAD(&hc->deferred);
+	INIT_LIST_HEAD(&hc->rpcs);
 	bio_list_init(&hc->flush_bios);
 	INIT_WORK(&hc->deferred_work, hrl_deferred_worker);
 	INIT_WORK(&hc->meta_work, hrl_meta_worker);
 	INIT_WORK(&hc->event_work, hrl_event_worker);
-	INIT_WORK(&hc->flush_work, hrl_flush_worker);
+	INIT_DELAYED_WORK(&hc->flush_work, hrl_flush_worker);
 
 	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &hc->data_dev);
 	if (r) {
@@ -1531,21 +2003,10 @@ static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 	r = hrl_ctr_geometry(ti, hc);
+	if (!r)
+		r = hrl_ctr_alloc(ti, hc);
 	if (r)
 		goto bad;
-
-	r = -ENOMEM;
-	ti->error = "out of memory";
-	hc->dirty = kvzalloc(hc->bitmap_bytes, GFP_KERNEL);
-	hc->resync = kvzalloc(hc->bitmap_bytes, GFP_KERNEL);
-	hc->spans = kvcalloc(hc->nr_slots, sizeof(*hc->spans), GFP_KERNEL);
-	hc->wq = alloc_workqueue("dm-hrl", WQ_MEM_RECLAIM, 0);
-	if (!hc->dirty || !hc->resync || !hc->spans || !hc->wq)
-		goto bad;
-	r = bioset_init(&hc->bs, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER);
-	if (r)
-		goto bad;
-	hc->bs_ready = true;
 	ti->error = NULL;
 
 	ti->num_flush_bios = 1;
@@ -1567,13 +2028,14 @@ static void hrl_dtr(struct dm_target *ti)
 {
 	struct hrl_c *hc = ti->private;
 
-	flush_workqueue(hc->wq);
+	hrl_quiesce(hc);
+	flush_workqueue(hc->meta_wq);
 	hrl_free(hc);
 }
 
 static struct target_type hrl_target = {
 	.name = "hrl",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.module = THIS_MODULE,
 	.ctr = hrl_ctr,
 	.dtr = hrl_dtr,

@@ -52,11 +52,12 @@
 #define HRL_RING_ALIGN             (64U * 1024U)
 #define HRL_MARK_NAME_MAX          255U
 /*
- * A writer never has more than this many ring bytes in flight beyond the
- * oldest record whose write has not completed. After an unclean shutdown the
- * next writer zeroes this much of the ring from the end of the valid data
- * (never past the tail) before appending, so no record written before the
- * crash can reappear after the new head.
+ * A writer never places a record more than this many ring bytes past its
+ * durable point (every record below it completed before a flush of the log
+ * that finished). After an unclean shutdown the next writer zeroes this much
+ * of the ring from the end of the valid data (never past the tail), durably,
+ * before appending, so no record written before the crash can reappear after
+ * the new head.
  */
 #define HRL_MAX_INFLIGHT_BYTES     (8U << 20)
 

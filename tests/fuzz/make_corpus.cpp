@@ -34,7 +34,7 @@ static void protocol_seeds(const std::string& dir) {
   h.first_seq = 1;
   h.node = "primary";
   write_seed(dir + "/hello", make_frame(FrameType::Hello, encode(h), 0));
-  write_seed(dir + "/welcome", make_frame(FrameType::Welcome, encode(Welcome{h.uuid, 1, 5, 0, 0, 0, 0, 0, "secondary"}), 0));
+  write_seed(dir + "/welcome", make_frame(FrameType::Welcome, encode(Welcome{h.uuid, 1, 5, 0x1234, 0, 0, 0, 0, 0, "secondary"}), 0));
   write_seed(dir + "/refuse", make_frame(FrameType::Refuse, encode(Refuse{RefuseCode::Gap, "gone"}), 0));
   write_seed(dir + "/durable", make_frame(FrameType::Durable, encode(Durable{7}), 0));
   write_seed(dir + "/promote", make_frame(FrameType::Promote, encode(Promote{3, 1234}), 0));

@@ -54,7 +54,7 @@ class Replication : public ::testing::Test {
         Socket s;
         while (s.fd() < 0 && !stop) s = l.accept(100ms);
         TlsStream t(ctx, std::move(s));
-        run_secondary_session(t, {replica, state, nullptr, 300, "secondary", IoBackendKind::Auto, {}}, stop, sstats);
+        run_secondary_session(t, {replica, state, nullptr, 300, "secondary", IoBackendKind::Auto, {}, {}}, stop, sstats);
         return std::string();
       } catch (const std::exception& e) {
         fprintf(stderr, "secondary: %s\n", e.what());
@@ -122,7 +122,7 @@ TEST_F(Replication, TheReplicaEqualsThePrimary) {
 }
 
 TEST_F(Replication, AReplicaOfAnotherVolumeRefusesThePrimary) {
-  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10, std::nullopt, 0, std::nullopt};
+  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10, 0, std::nullopt, 0, std::nullopt};
   other.save(state);
   {
     LogWriter w(log, data);

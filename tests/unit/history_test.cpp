@@ -278,16 +278,25 @@ TEST_F(Undo, APointsImageIsExactWhileReplicationGoesOn) {
   const size_t half = records.size() / 2;
   std::vector<uint64_t> points;
   replicate(replica, h, rng, 0, half, [&](uint64_t seq) { points.push_back(seq); });
-  std::atomic<bool> done{false};
+  // The race is forced, not hoped for: the applier starts once a build has,
+  // and does not finish before a build has run from start to end beside it.
+  std::atomic<bool> done{false}, build_started{false};
+  std::atomic<unsigned> during{0};
   std::thread applier([&] {
+    while (!build_started) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::mt19937_64 rng2(37);
-    replicate(replica, h, rng2, half, SIZE_MAX, [](uint64_t) { std::this_thread::sleep_for(std::chrono::milliseconds(10)); });
+    replicate(replica, h, rng2, half, SIZE_MAX, [&](uint64_t seq) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      if (seq == records.back().header.seq)
+        while (!during) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
     done = true;
   });
-  unsigned built = 0, during = 0;
+  unsigned built = 0;
   while (!done || built < 3) {
     uint64_t p = points[rng() % points.size()];
-    bool running = !done;
+    bool running = build_started && !done;
+    build_started = true;
     uint64_t image = image_of(replica, h, p);
     during += running && !done;  // records were applied for the whole build
     EXPECT_EQ(image, reference(p)) << "the image of seq " << p;

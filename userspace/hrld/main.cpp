@@ -219,7 +219,8 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   log_line(v.name, "listening on " + v.listen);
   rt.set_state("listening");
   SecondaryOptions opt{v.replica, rt.state_path(), rt.history.get(), v.point_interval, c.node, backend,
-                       [&rt](const ReplicaState& st, uint64_t generation) { become_primary(rt, st, generation, true); }};
+                       [&rt](const ReplicaState& st, uint64_t generation) { become_primary(rt, st, generation, true); },
+                       [&v](const std::string& line) { log_line(v.name, line); }};
   // A session ends when the daemon stops, a failover needs the replica, or the site takes over.
   SessionStop session_stop([&rt] { return rt.hold_sessions || rt.is_primary(); });
   auto last_prune = std::chrono::steady_clock::now();

@@ -500,3 +500,217 @@ scenario_demo() {
   echo "CHECKSUM replica (vdc) $b"
   [ "$a" = "$b" ] || fail "the replica differs from the primary"
 }
+
+# 14. A log write fails on a stack that remaps bios in place (bcache over
+#     dm-flakey: the completed log bio names the device under bcache). The
+#     write still succeeds where the data device took it; the volume goes to
+#     bitmap mode with resync-required (log-io-error) and no record goes
+#     after the hole.
+scenario_log_error() {
+  echo "0 $(sect /dev/vdb) linear /dev/vdb 0" | dmsetup create logx || fail "dm-linear under bcache" || return 1
+  make-bcache -B /dev/mapper/logx >/dev/null || fail "make-bcache" || return 1
+  echo /dev/mapper/logx > /sys/fs/bcache/register 2>/dev/null
+  i=0
+  while [ ! -b /dev/bcache0 ] && [ $i -lt 100 ]; do usleep 50000; i=$((i + 1)); done
+  [ -b /dev/bcache0 ] || fail "no /dev/bcache0" || return 1
+  hrl-log format /dev/bcache0 --data /dev/vda --assume-in-sync >/dev/null || fail "format the log" || return 1
+  echo "0 $(sect /dev/vda) hrl /dev/vda /dev/bcache0" | dmsetup create hrl0 || fail "dm-hrl" || return 1
+  put 4096 4 0 || fail "writes before the error" || return 1
+  head=$(field 2)
+  echo "BEFORE: $(status)"
+  dmsetup suspend logx && echo "0 $(sect /dev/vdb) flakey /dev/vdb 0 0 1 1 error_writes" | dmsetup reload logx &&
+    dmsetup resume logx || fail "make the log's writes fail" || return 1
+  put 4096 1 10 || fail "a write the data device took failed: the log's error was taken for the data's" || return 1
+  echo "AFTER-ERROR: $(status)"
+  [ "$(field 9)" = log-io-error ] && [ "$(field 1)" = resync-required ] ||
+    fail "no resync-required (log-io-error): $(status)" || return 1
+  echo "$(field 10)" | grep -q bitmap-mode || fail "not in bitmap mode after the log failed" || return 1
+  head2=$(field 2)
+  put 4096 3 20 || fail "writes after the error" || return 1
+  [ "$(field 2)" = "$head2" ] || fail "records went after the hole: head $head2 -> $(field 2)" || return 1
+  [ "$(field 6)" -ge 4 ] || fail "the writes after the error are not in the bitmap: $(status)" || return 1
+  echo "CHECK: the log's error left the volume in bitmap mode, resync required, nothing after the hole"
+  dmsetup suspend logx && echo "0 $(sect /dev/vdb) linear /dev/vdb 0" | dmsetup reload logx && dmsetup resume logx
+  dmsetup remove hrl0
+}
+
+# 15. An empty flush on a target that does not start at sector 0 of its
+#     table: its FLUSH record says sector 0 (the host checks the log).
+scenario_offset_flush() {
+  n=$(sect /dev/vda)
+  printf '0 2048 linear /dev/vdc 0\n2048 %s hrl /dev/vda /dev/vdb\n' "$n" | dmsetup create hrl0 || fail "the table" || return 1
+  seeded 4k | dd of=/dev/mapper/hrl0 bs=4k count=1 seek=600 iflag=fullblock conv=fsync 2>/dev/null || fail "write and fsync" || return 1
+  echo "STATUS: $(dmsetup status hrl0 | tail -1)"
+  dmsetup remove hrl0
+}
+
+# 16. In bitmap mode a flush writes only the bitmap's pages that changed,
+#     not both whole bitmaps: 20 writes with an fsync each, on a 4 GiB
+#     device (256 KiB bitmaps), the log's written sectors counted.
+scenario_bitmap_flush() {
+  create || return 1
+  seeded $((300 * 4096)) > /tmp/blocks
+  i=0
+  while [ "$(field 1)" != bitmap ] && [ $i -lt 300 ]; do
+    dd if=/tmp/blocks of=/dev/mapper/hrl0 bs=4k count=1 skip=$i seek=$((i * 64)) oflag=direct 2>/dev/null ||
+      fail "fill the ring" || return 1
+    i=$((i + 1))
+  done
+  [ "$(field 1)" = bitmap ] || fail "the ring did not overflow: $(status)" || return 1
+  w0=$(awk '$3 == "vdb" { print $10 }' /proc/diskstats)
+  for j in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    dd if=/tmp/blocks of=/dev/mapper/hrl0 bs=4k count=1 skip=$j seek=$((j * 8191)) conv=fsync 2>/dev/null ||
+      fail "write and fsync $j" || return 1
+  done
+  w1=$(awk '$3 == "vdb" { print $10 }' /proc/diskstats)
+  echo "LOG-SECTORS-FOR-20-FLUSHES: $((w1 - w0))"
+  # a changed bitmap page and a superblock per flush, 16 sectors; both whole areas were 1024
+  [ $((w1 - w0)) -le $((20 * 64)) ] || fail "20 flushes wrote $((w1 - w0)) sectors of log" || return 1
+  dmsetup remove hrl0
+}
+
+# 17. Memory pressure: no swap, every page the guest can spare held by a
+#     process that never gives it back, while 64 writes of up to 512 KiB are
+#     in flight on dm-hrl with fsyncs. No write fails for want of memory,
+#     nothing waits forever (the host fails on a stuck task), fio verifies.
+scenario_memory() {
+  create || return 1
+  fio --randseed=$SEED --name=pressure --filename=/dev/mapper/hrl0 --direct=1 --ioengine=libaio --iodepth=64 \
+      --rw=randwrite --bssplit=4k/30:64k/30:512k/40 --size=40m --fsync=16 --verify=crc32c --do_verify=1 \
+      --time_based --runtime=20 --output-format=terse >/tmp/fio1 2>&1 &
+  fio=$!
+  sleep 3  # fio has its buffers
+  hrl-blockio hog --leave 6 > /tmp/hog &
+  hogpid=$!
+  echo -1000 > /proc/$hogpid/oom_score_adj  # the hog stays: the pressure does not go away
+  sleep 4
+  echo "MEMORY: $(cat /tmp/hog); $(grep -E 'MemFree|MemAvailable' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
+  wait $fio || { tail -5 /tmp/fio1; fail "fio under memory pressure"; return 1; }
+  kill -0 $hogpid || fail "the memory hog was killed: no pressure was kept" || return 1
+  ! dmesg | grep -q "Out of memory" || fail "the OOM killer ran: $(dmesg | grep 'Killed process' | tail -1)" || return 1
+  kill $hogpid
+  echo "STATUS: $(status)"
+  dmsetup remove hrl0 || fail "remove" || return 1
+}
+
+# The devices xdata, xlog, xrep (those of the crash-* hrld configurations)
+# straight over vda, vdb, vdc, or with a table given for one of them.
+map_x() {  # [name table]
+  for d in xdata:vda xlog:vdb xrep:vdc; do
+    name=${d%:*} disk=/dev/${d#*:}
+    if [ "$name" = "$1" ]; then echo "$2"; else echo "0 $(sect $disk) linear $disk 0"; fi |
+      dmsetup create "$name" || fail "map $name" || return 1
+  done
+  echo "0 $(sect /dev/vda) hrl /dev/mapper/xdata /dev/mapper/xlog" | dmsetup create hrl0 || fail "dm-hrl" || return 1
+}
+
+# Starts a secondary and a primary hrld on the x devices; waits for them to meet.
+start_x_pair() {
+  ip link set lo up
+  mkdir -p /run/hrl /var/lib/hrl
+  hrld --config /etc/hrl/crash-secondary-quiet.toml 2>/tmp/secondary.log &
+  SEC=$!
+  hrld --config /etc/hrl/crash-primary.toml 2>/tmp/primary.log &
+  PRI=$!
+  i=0
+  while [ $i -lt 300 ] && [ -z "$(durable)" ]; do usleep 100000; i=$((i + 1)); done
+  [ -n "$(durable)" ] || fail "the pair never met" || return 1
+}
+
+# Waits for the pair to converge (crash.sh), then stops both hrld.
+converged_and_stopped() {
+  i=0
+  while [ $i -lt 1200 ] && ! converged; do usleep 100000; i=$((i + 1)); done
+  echo "AFTER: $(status) DURABLE: $(durable)"
+  kill $PRI $SEC 2>/dev/null
+  wait
+  sed 's/^/hrld: /' /tmp/primary.log /tmp/secondary.log | tail -20
+  converged || fail "the pair did not converge: $(status), secondary at $(durable)" || return 1
+}
+
+remove_x() {
+  dmsetup remove hrl0 && dmsetup remove xdata && dmsetup remove xlog && dmsetup remove xrep || fail "remove" || return 1
+}
+
+# 18. The log device stalls for 10 s (dm-delay reloaded under it): records
+#     are allocated but not written; the reader waits for them. No
+#     whole-device resync (the log is slow, not corrupt), and the replica
+#     catches up once the device answers. The host compares vda and vdc.
+scenario_slow_log() {
+  map_x xlog "0 $(sect /dev/vdb) delay /dev/vdb 0 0" || return 1
+  start_x_pair || return 1
+  put 4096 16 0 || fail "writes" || return 1
+  i=0
+  while [ $i -lt 300 ] && ! converged; do usleep 100000; i=$((i + 1)); done
+  dmsetup suspend xlog && echo "0 $(sect /dev/vdb) delay /dev/vdb 0 0 /dev/vdb 0 10000" | dmsetup reload xlog &&
+    dmsetup resume xlog || fail "slow the log down" || return 1
+  put 4096 8 100 &
+  writer=$!
+  sleep 12
+  wait $writer || fail "the writes during the stall" || return 1
+  dmsetup suspend xlog && echo "0 $(sect /dev/vdb) delay /dev/vdb 0 0" | dmsetup reload xlog &&
+    dmsetup resume xlog || fail "the log answers again" || return 1
+  converged_and_stopped || return 1
+  ! grep -q "the log is corrupt" /tmp/primary.log || fail "a slow log was taken for a corrupt one" || return 1
+  ! grep -q "starting checksum" /tmp/primary.log || fail "a resync after a slow log" || return 1
+  remove_x
+}
+
+# 19. A record is damaged; the primary's hrld finds it and starts a
+#     whole-device resync; the link is cut right then (the secondary stopped,
+#     killed, restarted). The volume must not go critical: the records the
+#     resync replaces are released only once the secondary has recorded it.
+scenario_corrupt_cut() {
+  map_x || return 1
+  start_x_pair || return 1
+  kill $PRI
+  wait $PRI
+  put 65536 32 16 || fail "write 2 MiB" || return 1
+  ring=$(hrl-log dump --json /dev/mapper/xlog | sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' | head -1)
+  tail=$(hrl-log dump --json /dev/mapper/xlog | sed -n 's/.*"tail_offset": \([0-9]*\).*/\1/p' | head -1)
+  # (busybox dd writes through the page cache when its buffer does not suit
+  # O_DIRECT: fsync puts the damage on the disk, where hrld reads through xlog)
+  seeded 4k | dd of=/dev/vdb bs=512 count=8 iflag=fullblock seek=$(( (ring + tail) / 512 + 9 * 129 + 40 )) \
+     oflag=direct conv=notrunc,fsync 2>/dev/null || fail "damage the log" || return 1
+  hrld --config /etc/hrl/crash-primary.toml 2>/tmp/primary.log &
+  PRI=$!
+  i=0
+  while [ $i -lt 600 ] && ! grep -q "the log is corrupt" /tmp/primary.log; do usleep 50000; i=$((i + 1)); done
+  grep -q "the log is corrupt" /tmp/primary.log ||
+    { sed 's/^/hrld: /' /tmp/primary.log | tail; fail "the damage went unnoticed: $(status)"; return 1; }
+  kill -STOP $SEC  # the link is as good as cut: nothing the primary sends is taken in
+  sleep 3
+  kill -9 $SEC
+  wait $SEC
+  echo "CUT: $(status)"
+  hrld --config /etc/hrl/crash-secondary-quiet.toml 2>>/tmp/secondary.log &
+  SEC=$!
+  put 4096 16 4000 || fail "writes after the cut" || return 1
+  converged_and_stopped || return 1
+  ! grep -q CRITICAL /tmp/primary.log || fail "the volume went critical" || return 1
+  remove_x
+}
+
+# 20. A write's data is still on its way to the data device (dm-delay holds
+#     writes 3 s) when a resync takes the bitmap, then when an operator's
+#     resync starts. The pass must not read the block before the write lands:
+#     the write's record shipped before take_seq and is never sent again.
+#     The host compares vda and vdc.
+scenario_race_take() {
+  map_x xdata "0 $(sect /dev/vda) delay /dev/vda 0 0 /dev/vda 0 3000" || return 1
+  start_x_pair || return 1
+  put 4096 1 100 &
+  writer=$!
+  usleep 300000
+  dmsetup message hrl0 0 request_resync || fail "request_resync" || return 1
+  wait $writer || fail "the write held in flight" || return 1
+  i=0
+  while [ $i -lt 600 ] && ! converged; do usleep 100000; i=$((i + 1)); done
+  put 4096 1 200 &
+  writer=$!
+  usleep 300000
+  hrlctl --socket /run/hrl/primary.sock resync db0 >/tmp/resync.out 2>&1 || { cat /tmp/resync.out; fail "hrlctl resync"; return 1; }
+  wait $writer || fail "the second write held in flight" || return 1
+  converged_and_stopped || return 1
+  remove_x
+}

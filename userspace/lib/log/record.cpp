@@ -61,6 +61,14 @@ void encode_record_header(const RecordHeader& h, uint64_t seed, std::span<std::b
   std::memcpy(unit.data(), &raw, sizeof raw);
 }
 
+uint64_t header_checksum(const RecordHeader& h, uint64_t seed) {
+  std::byte unit[HRL_SECTOR_SIZE];
+  encode_record_header(h, seed, unit);
+  hrl_record_header raw;
+  std::memcpy(&raw, unit, sizeof raw);
+  return le64toh(raw.header_csum);
+}
+
 RecordVerdict decode_record_header(std::span<const std::byte> unit, uint64_t seed, RecordHeader& h,
                                    std::string* why) {
   if (unit.size() < HRL_RECORD_HEADER_SIZE) return verdict(RecordVerdict::NoRecord, why, "short header");

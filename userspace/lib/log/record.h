@@ -43,6 +43,10 @@ uint64_t payload_checksum(std::span<const std::byte> payload, uint64_t seed);
 // Encodes a header unit (HRL_SECTOR_SIZE bytes: header then zeros) with its checksum.
 void encode_record_header(const RecordHeader& h, uint64_t seed, std::span<std::byte> unit);
 
+// The header checksum the record carries in the log: what identifies this
+// record among any other that had its sequence number.
+uint64_t header_checksum(const RecordHeader& h, uint64_t seed);
+
 // Decodes a header unit and checks magic, checksum and field consistency on its own.
 RecordVerdict decode_record_header(std::span<const std::byte> unit, uint64_t seed, RecordHeader& out,
                                    std::string* why = nullptr);

@@ -15,7 +15,7 @@
 namespace hrl::proto {
 
 inline constexpr uint32_t kMagic = 0x504c5248;  // bytes "HRLP"
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 inline constexpr size_t kHeaderSize = 32;
 inline constexpr uint32_t kMaxPayload = 64u << 20;
 inline constexpr uint32_t kFlagZstd = 1u << 0;

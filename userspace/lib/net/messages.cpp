@@ -58,6 +58,7 @@ std::vector<std::byte> encode(const Welcome& m) {
   put_uuid(w, m.uuid);
   w.u64(m.generation);
   w.u64(m.durable_seq);
+  w.u64(m.durable_csum);
   w.u32(m.resync_mode);
   w.u32(m.resync_regions);
   w.u32(m.resync_reason);
@@ -73,6 +74,7 @@ Welcome decode_welcome(std::span<const std::byte> in) {
   m.uuid = get_uuid(r);
   m.generation = r.u64();
   m.durable_seq = r.u64();
+  m.durable_csum = r.u64();
   m.resync_mode = r.u32();
   m.resync_regions = r.u32();
   m.resync_reason = r.u32();

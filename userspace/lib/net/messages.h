@@ -30,6 +30,9 @@ struct Welcome {
   Uuid uuid{};
   uint64_t generation = 0;
   uint64_t durable_seq = 0;  // the last record the replica holds durably (0: none)
+  // That record's header checksum, so the primary can tell it is still the
+  // record its log has at durable_seq (0: not known, after a resync).
+  uint64_t durable_csum = 0;
   // A resync the replica is in the middle of (mode 0: none); the primary resumes it.
   uint32_t resync_mode = 0, resync_regions = 0, resync_reason = 0;
   uint64_t resync_take_seq = 0, resync_cursor = 0;

@@ -41,6 +41,7 @@ std::vector<std::byte> encode(const ResyncBegin& m) {
   w.u64(m.take_seq);
   w.u64(m.cursor);
   w.u64(m.chunks);
+  w.u32(m.supersedes ? 1 : 0);
   return std::move(w.buffer());
 }
 
@@ -56,8 +57,13 @@ ResyncBegin decode_resync_begin(std::span<const std::byte> in) {
   m.take_seq = r.u64();
   m.cursor = r.u64();
   m.chunks = r.u64();
+  uint32_t flags = r.u32();
+  if (flags > 1) throw ProtocolError("RESYNC_BEGIN with unknown flags " + std::to_string(flags));
+  m.supersedes = flags & 1;
   r.expect_end();
   if (!m.take_seq) throw ProtocolError("RESYNC_BEGIN without a take sequence number");
+  if (m.supersedes && (m.mode == ResyncMode::Verify || m.regions != ResyncRegions::Device || m.cursor))
+    throw ProtocolError("RESYNC_BEGIN supersedes records but is not a whole-device pass from its start");
   return m;
 }
 

@@ -31,6 +31,10 @@ struct ResyncBegin {
   uint64_t take_seq = 0;   // records before it were applied first; from it on, after
   uint64_t cursor = 0;     // the first chunk index still to compare
   uint64_t chunks = 0;     // chunks to compare from the cursor on
+  // The pass replaces the records between what the replica holds and
+  // take_seq (they cannot be read, or the replica holds records the primary's
+  // log lost): the replica starts over at take_seq - 1, whatever it held.
+  bool supersedes = false;
 };
 
 // The chunks of one batch, in increasing order.

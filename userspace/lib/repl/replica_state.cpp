@@ -33,6 +33,7 @@ std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
     s.generation = j.at("generation");
     s.data_sectors = j.at("data_sectors");
     s.durable_seq = j.at("durable_seq");
+    s.durable_csum = j.value("durable_csum", uint64_t{0});
     s.consistent_seq = j.value("consistent_seq", uint64_t{0});
     if (j.contains("resync")) {
       const auto& r = j["resync"];
@@ -55,6 +56,7 @@ void ReplicaState::save(const std::string& path) const {
                    {"generation", generation},
                    {"data_sectors", data_sectors},
                    {"durable_seq", durable_seq},
+                   {"durable_csum", durable_csum},
                    {"consistent_seq", consistent_seq}};
   if (resync)
     j["resync"] = {{"mode", resync->mode},         {"regions", resync->regions}, {"reason", resync->reason},

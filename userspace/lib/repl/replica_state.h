@@ -39,6 +39,7 @@ struct ReplicaState {
   uint64_t generation = 0;
   uint64_t data_sectors = 0;
   uint64_t durable_seq = 0;  // every record up to it is applied and durable
+  uint64_t durable_csum = 0;  // the header checksum of that record; 0: not known (after a resync)
   // While a resync runs the replica mixes old and new blocks; after it, it is
   // crash-consistent again once records up to consistent_seq are applied.
   std::optional<ResyncCheckpoint> resync;

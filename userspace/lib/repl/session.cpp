@@ -44,15 +44,24 @@ class LogCorrupt : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// The fields of a dm-hrl status line that decide a resync (docs/dm-hrl.md).
+// The fields of a dm-hrl status line that decide what ships and when a
+// resync runs (docs/dm-hrl.md).
 struct TargetStatus {
   std::string mode;
   uint64_t head = 0, dirty = 0, take_seq = 0;
+  uint64_t completed = 0;  // every record below it has reached both devices
+  uint64_t durable = 0;    // every record below it is on the log's stable media
   uint32_t reason = HRL_REASON_NONE;
   std::string flags;
   bool resync_pending() const { return flags.find("resync-pending") != std::string::npos; }
+  bool resync_required() const { return flags.find("resync-required") != std::string::npos; }
   // Blocks only a resync can bring to the replica.
   bool needs_take() const { return mode != "journal" || dirty > 0 || resync_pending(); }
+  // A power loss or a failing log: the replica is compared now, whatever the resync window says.
+  bool urgent() const {
+    return reason == HRL_REASON_UNCLEAN_SHUTDOWN || reason == HRL_REASON_LOG_CORRUPT ||
+           reason == HRL_REASON_IO_ERROR || reason == HRL_REASON_BITMAP_LOST;
+  }
 };
 
 TargetStatus target_status(const std::string& device) {
@@ -62,6 +71,7 @@ TargetStatus target_status(const std::string& device) {
   std::string reason;
   if (!(in >> t.mode >> t.head >> tail >> used >> ring >> t.dirty >> resync >> t.take_seq >> reason >> t.flags))
     throw std::runtime_error(device + ": unexpected dm-hrl status");
+  if (!(in >> t.completed >> t.durable)) t.completed = t.durable = t.head;  // a target before both points
   for (uint32_t r = 0; r <= HRL_REASON_MAX; r++)
     if (reason == reason_name(r)) t.reason = r;
   return t;
@@ -105,19 +115,23 @@ class PrimarySession {
   bool dm() const { return !opt_.dm_device.empty(); }
   void handshake();
   void release(LogPosition next);
+  void release_through(uint64_t last);
+  uint64_t shippable(bool refresh);
+  void wait_completed(uint64_t seq);
+  bool superseding_pass(uint32_t reason);
   void on_frame(const TlsStream::Frame& f);
   bool ship_batch(uint64_t limit);
   void idle();
   bool ship_until(uint64_t seq);
   uint64_t take_bitmap();
   bool run_pass(ResyncMode mode, uint32_t reason, uint64_t take_seq, uint64_t cursor, ResyncRegions regions,
-                bool waits_for_window);
+                bool waits_for_window, bool supersedes = false);
   LogScan scan_log_from(LogPosition from);
   void operator_request();
   std::string hand_over();
   void map_again();
   bool replace_corrupt_log(const std::string& what);
-  void watch_for_damage(const ReadResult& r);
+  void watch_for_damage(const ReadResult& r, uint64_t durable_before);
   bool window_open() const { return !opt_.resync_window || opt_.resync_window(); }
 
   TlsStream& peer_;
@@ -134,6 +148,10 @@ class PrimarySession {
   TokenBucket bandwidth_;
   std::optional<std::string> corrupt_;  // where the log's valid records end
   bool welcome_handled_ = false;        // the resync WELCOME asked for is done or running
+  // The secondary holds records this log no longer has (a power loss took
+  // them from the primary after they shipped): its replica starts over.
+  std::optional<std::string> discontinuity_;
+  uint64_t shippable_ = 0;              // with dm-hrl, records below it are durable: they may ship
   uint64_t stuck_seq_ = 0;              // where the reader found the end, and since when
   std::chrono::steady_clock::time_point stuck_since_, next_stuck_check_;
 };
@@ -144,6 +162,39 @@ void PrimarySession::release(LogPosition next) {
     dm_message(opt_.dm_device, "ack " + std::to_string(next.seq - 1));
   else
     acknowledge_log(log_, next.seq, next.ring_pos);
+}
+
+// Releases the records up to `last`, and the reader goes on after them: for a
+// pass that supersedes records the reader cannot, or need not, ship.
+void PrimarySession::release_through(uint64_t last) {
+  if (!dm()) {  // a writer's log: the reader stands right after `last`
+    if (reader_.position().seq != last + 1)
+      throw std::logic_error("the log's reader is not after the released records");
+    return release(reader_.position());
+  }
+  dm_message(opt_.dm_device, "ack " + std::to_string(last));
+  Superblock now = read_superblock(log_);
+  if (now.tail_seq != last + 1)
+    throw SessionError("after ack " + std::to_string(last) + " the log's tail is at seq " +
+                           std::to_string(now.tail_seq),
+                       false);
+  reader_.seek({now.tail_seq, now.tail_offset});
+}
+
+// The records that may ship: with dm-hrl only those on the log's stable
+// media, so a power loss of this site never takes a record the secondary
+// holds; the target makes them durable within milliseconds.
+uint64_t PrimarySession::shippable(bool refresh) {
+  if (!dm()) return UINT64_MAX;
+  if (refresh || reader_.position().seq >= shippable_) shippable_ = target_status(opt_.dm_device).durable;
+  return shippable_;
+}
+
+// Waits until every write sequenced before `seq` has reached the data device:
+// a pass must not read a block a journaled write is still bringing.
+void PrimarySession::wait_completed(uint64_t seq) {
+  if (!dm()) return;  // a writer's writes are done before they are in its log
+  while (!stop_ && target_status(opt_.dm_device).completed < seq) std::this_thread::sleep_for(2ms);
 }
 
 void PrimarySession::handshake() {
@@ -163,18 +214,36 @@ void PrimarySession::handshake() {
   const uint64_t durable = welcome_.durable_seq;
   stats_.durable_seq = durable;
 
-  // Skip what the secondary already holds; acknowledge it if the log has not.
+  if (welcome_.resync_take_seq) {
+    // The secondary recorded a pass at take_seq: the records before it are
+    // held there or superseded by the pass, and may go.
+    if (dm() && durable >= sb_.tail_seq) release_through(durable);
+    if (dm()) return;
+  }
+  // Skip what the secondary already holds, and make sure it holds what this
+  // log has: the last record it holds must be this log's record at that seq.
   LogRecord rec;
   ReadResult r;
+  uint64_t csum = 0;
   while (reader_.position().seq <= durable) {
     r = reader_.next(rec);
-    if (r.status == ReadStatus::Corrupt) throw SessionError("the log is corrupt: " + r.describe(), false);
-    if (r.status == ReadStatus::End)
-      throw SessionError("the secondary holds records up to seq " + std::to_string(durable) +
-                             " but this log ends at seq " + std::to_string(r.at.seq - 1) + ": a resync is required",
-                         false);
+    if (r.status == ReadStatus::Corrupt) {
+      if (!dm()) throw SessionError("the log is corrupt: " + r.describe(), false);
+      discontinuity_ = "the log is corrupt before it: " + r.describe();
+      return;
+    }
+    if (r.status == ReadStatus::End) {
+      discontinuity_ = "this log ends at seq " + std::to_string(r.at.seq - 1);
+      return;
+    }
+    if (rec.header.seq == durable) csum = header_checksum(rec.header, sb_.csum_seed());
   }
-  if (durable >= sb_.tail_seq) release(reader_.position());
+  if (durable < sb_.tail_seq) return;  // what it holds was acknowledged: this log's own records
+  if (!welcome_.durable_csum || csum != welcome_.durable_csum) {
+    discontinuity_ = "its record " + std::to_string(durable) + " is not this log's record " + std::to_string(durable);
+    return;
+  }
+  release(reader_.position());
 }
 
 void PrimarySession::on_frame(const TlsStream::Frame& f) {
@@ -199,8 +268,17 @@ bool PrimarySession::ship_batch(uint64_t limit) {
   if (corrupt_) throw LogCorrupt(*corrupt_);
   LogRecord rec;
   ReadResult r;
-  while (batch_.bytes() < opt_.batch_bytes && reader_.position().seq < limit &&
-         (r = reader_.next(rec)).status == ReadStatus::Record) {
+  bool read_end = false;
+  // What the target said was durable before the reads below: a record found
+  // missing by a read that began after it was durable is damaged.
+  const uint64_t durable_before = shippable(reader_.position().seq == stuck_seq_);
+  limit = std::min(limit, durable_before);
+  while (batch_.bytes() < opt_.batch_bytes && reader_.position().seq < limit) {
+    r = reader_.next(rec);
+    if (r.status != ReadStatus::Record) {
+      read_end = true;
+      break;
+    }
     if (!batch_.count()) first_ns_ = rec.header.timestamp_ns;
     batch_.add(rec.header, rec.payload);
   }
@@ -210,7 +288,7 @@ bool PrimarySession::ship_batch(uint64_t limit) {
     if (!batch_.count()) throw LogCorrupt(*corrupt_);
   }
   if (!batch_.count()) {
-    if (r.status == ReadStatus::End) watch_for_damage(r);
+    if (read_end && r.status == ReadStatus::End) watch_for_damage(r, durable_before);
     return false;
   }
   while (inflight_.size() >= opt_.window) on_frame(peer_.receive());
@@ -231,7 +309,7 @@ bool PrimarySession::ship_batch(uint64_t limit) {
 // the log (a write torn by a crash), so damage there looks like silence.
 // With dm-hrl the status says which records exist: one that stays unreadable
 // for kStuckLimit while the target has written past it is damaged.
-void PrimarySession::watch_for_damage(const ReadResult& r) {
+void PrimarySession::watch_for_damage(const ReadResult& r, uint64_t durable_before) {
   if (!dm()) return;
   constexpr auto kStuckLimit = 5s;
   auto now = std::chrono::steady_clock::now();
@@ -243,16 +321,19 @@ void PrimarySession::watch_for_damage(const ReadResult& r) {
   }
   if (now - stuck_since_ < kStuckLimit || now < next_stuck_check_) return;
   next_stuck_check_ = now + 1s;
-  uint64_t head = target_status(opt_.dm_device).head;
-  if (head > at)
-    throw LogCorrupt(r.describe() + ", though the target wrote records up to seq " + std::to_string(head - 1));
+  // Only a record the target said was on stable media before the read can be
+  // damaged; one allocated but still being written (a slow log device) is
+  // just not there yet.
+  if (durable_before > at)
+    throw LogCorrupt(r.describe() + ", though the target had made records up to seq " +
+                     std::to_string(durable_before - 1) + " durable");
 }
 
 // Nothing new: take acknowledgements, and look for records with one small read.
 void PrimarySession::idle() {
   while (!stop_ && peer_.readable(inflight_.empty() ? 50ms : 0ms)) on_frame(peer_.receive());
   for (auto until = std::chrono::steady_clock::now() + 250ms; !stop_ && std::chrono::steady_clock::now() < until;)
-    if (reader_.peek() || peer_.readable(20ms)) return;
+    if ((reader_.peek() && reader_.position().seq < shippable(true)) || peer_.readable(5ms)) return;
 }
 
 // Ships every record before seq and waits until the secondary holds them durably.
@@ -291,7 +372,7 @@ PrimarySession::LogScan PrimarySession::scan_log_from(LogPosition from) {
 
 // One resync pass at take_seq; false when the session stops first.
 bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_seq, uint64_t cursor,
-                              ResyncRegions regions, bool waits_for_window) {
+                              ResyncRegions regions, bool waits_for_window, bool supersedes) {
   const uint64_t data_bytes = sb_.data_sectors * HRL_SECTOR_SIZE;
   ChunkPlan plan = ChunkPlan::device(data_bytes);
   if (regions == ResyncRegions::Bitmap) {
@@ -308,7 +389,7 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
   if (data.size() < data_bytes)
     throw SessionError(opt_.data_path + " is smaller than the volume", false);
   PrimaryPass pass;
-  pass.begin = {mode, regions, reason, take_seq, cursor, plan.count_from(cursor)};
+  pass.begin = {mode, regions, reason, take_seq, cursor, plan.count_from(cursor), supersedes};
   pass.plan = std::move(plan);
   pass.data = &data;
   pass.data_bytes = data_bytes;
@@ -333,6 +414,7 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
            static_cast<unsigned long long>(pass.plan.bytes_from(cursor) >> 20),
            cursor ? (" from chunk " + std::to_string(cursor) + ", its checkpoint").c_str() : "");
   say(line);
+  wait_completed(take_seq);
   auto t0 = std::chrono::steady_clock::now();
   // Nothing ships while a pass runs: the RPO grows from its start (a verify
   // leaves the replica as it was, but holds records back all the same).
@@ -475,30 +557,38 @@ void PrimarySession::operator_request() {
   opt_.control->outcome = outcome;
 }
 
+// A pass that replaces records the replica cannot have: past a damaged
+// record, or when the replica holds records this log lost. The whole device
+// is compared at take_seq and the replica starts over at take_seq - 1. The
+// records before take_seq are released only once the pass is done, so the
+// secondary has recorded it: a link cut before then and the next session
+// finds the same log and starts the same way.
+bool PrimarySession::superseding_pass(uint32_t reason) {
+  while (!stop_ && !inflight_.empty()) on_frame(peer_.receive());
+  if (stop_) return false;
+  uint64_t take;
+  if (dm()) {
+    if (!target_status(opt_.dm_device).resync_required()) dm_message(opt_.dm_device, "request_resync");
+    take = take_bitmap();
+  } else {  // a writer's log: the pass is taken at its end, read through
+    LogRecord rec;
+    while (reader_.next(rec).status == ReadStatus::Record) {
+    }
+    take = reader_.position().seq;
+  }
+  corrupt_.reset();
+  if (!run_pass(ResyncMode::Checksum, reason, take, 0, ResyncRegions::Device, false, true)) return false;
+  release_through(take - 1);
+  return true;
+}
+
 // A damaged record cannot be shipped, nor can what follows it be found. With
-// dm-hrl the target can start over: the whole device goes to a resync (all
-// bits taken at take_seq), the records before take_seq are released unread,
-// since the pass supersedes them, and shipping resumes at take_seq. Writes
-// sequenced before take_seq may still be in flight to the data device when
-// the pass reads: it waits a second for them. Without the module the log's
-// writer owns it: the volume goes critical.
+// dm-hrl the target can start over with a superseding pass. Without the
+// module the log's writer owns it: the volume goes critical.
 bool PrimarySession::replace_corrupt_log(const std::string& what) {
   if (!dm()) throw SessionError("the log is corrupt: " + what, false);
   if (opt_.log) opt_.log("the log is corrupt (" + what + "): the whole device goes to a checksum resync");
-  while (!stop_ && !inflight_.empty()) on_frame(peer_.receive());
-  if (stop_) return false;
-  if (!target_status(opt_.dm_device).resync_pending()) dm_message(opt_.dm_device, "request_resync");
-  const uint64_t take = take_bitmap();
-  dm_message(opt_.dm_device, "ack " + std::to_string(take - 1));
-  Superblock now = read_superblock(log_);
-  if (now.tail_seq != take)
-    throw SessionError("after ack " + std::to_string(take - 1) + " the log's tail is at seq " +
-                           std::to_string(now.tail_seq),
-                       false);
-  reader_.seek({now.tail_seq, now.tail_offset});
-  corrupt_.reset();
-  std::this_thread::sleep_for(1s);
-  return run_pass(ResyncMode::Checksum, HRL_REASON_LOG_CORRUPT, take, 0, ResyncRegions::Device, false);
+  return superseding_pass(HRL_REASON_LOG_CORRUPT);
 }
 
 void PrimarySession::run() {
@@ -513,6 +603,18 @@ void PrimarySession::run() {
 }
 
 void PrimarySession::run_protected() {
+  if (discontinuity_) {
+    // Records the replica holds are not this log's: compare everything, now.
+    std::string why = *discontinuity_;
+    discontinuity_.reset();
+    uint32_t reason = dm() ? target_status(opt_.dm_device).reason : uint32_t{HRL_REASON_NONE};
+    if (reason == HRL_REASON_NONE) reason = HRL_REASON_UNCLEAN_SHUTDOWN;
+    if (opt_.log)
+      opt_.log("the secondary holds records up to seq " + std::to_string(welcome_.durable_seq) +
+               " that this log does not (" + why + "): the replica is rebased by a whole-device resync");
+    welcome_handled_ = true;  // the pass below covers what it asked for
+    if (!superseding_pass(reason)) return;
+  }
   if (welcome_.resync_mode && !welcome_handled_) {
     welcome_handled_ = true;
     auto mode = static_cast<ResyncMode>(welcome_.resync_mode);
@@ -541,11 +643,11 @@ void PrimarySession::run_protected() {
     if (dm() && std::chrono::steady_clock::now() >= next_check) {
       next_check = std::chrono::steady_clock::now() + 500ms;
       TargetStatus t = target_status(opt_.dm_device);
-      if (t.needs_take() && window_open()) {
+      if (t.needs_take() && (window_open() || t.urgent())) {
         uint64_t take = take_bitmap();
         // Dirty blocks in journal mode are writes that failed: the status says why anyway.
         uint32_t reason = t.reason != HRL_REASON_NONE ? t.reason : uint32_t{HRL_REASON_RING_OVERFLOW};
-        if (!ship_until(take) || !run_pass(ResyncMode::Checksum, reason, take, 0, ResyncRegions::Bitmap, true))
+        if (!ship_until(take) || !run_pass(ResyncMode::Checksum, reason, take, 0, ResyncRegions::Bitmap, !t.urgent()))
           return;
         continue;
       }
@@ -633,7 +735,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     // A new pair: the replica starts where the primary's log starts and,
     // unless the log says both sides began equal, needs a whole-device
     // resync (take_seq 0: not started; the primary chooses where it starts).
-    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, std::nullopt, 0, std::nullopt};
+    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, 0, std::nullopt, 0, std::nullopt};
     if (!hello.in_sync_from_start)
       state->resync = ResyncCheckpoint{static_cast<uint32_t>(ResyncMode::Checksum),
                                        static_cast<uint32_t>(ResyncRegions::Device), HRL_REASON_NEW_VOLUME, 0, 0,
@@ -644,7 +746,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     refuse(peer, proto::RefuseCode::Gap,
            "the replica holds records up to seq " + std::to_string(state->durable_seq) +
                "; the primary's log starts at seq " + std::to_string(hello.first_seq) + ": a resync is required");
-  proto::Welcome welcome{state->uuid, state->generation, state->durable_seq, 0, 0, 0, 0, 0, opt.node};
+  proto::Welcome welcome{state->uuid, state->generation, state->durable_seq, state->durable_csum, 0, 0, 0, 0, 0, opt.node};
   if (state->resync) {
     welcome.resync_mode = state->resync->mode;
     welcome.resync_regions = state->resync->regions;
@@ -653,6 +755,9 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     welcome.resync_cursor = state->resync->cursor;
   }
   peer.send(FrameType::Welcome, proto::encode(welcome));
+  if (opt.log)
+    opt.log("the replica holds records up to seq " + std::to_string(state->durable_seq) +
+            (state->resync ? std::string(", in a resync (") + reason_name(state->resync->reason) + ")" : ""));
   stats.durable_seq = state->durable_seq;
   stats.inconsistent = !state->consistent();
 
@@ -694,10 +799,9 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
         refuse(peer, proto::RefuseCode::Internal, e.what());
       }
       // Records before take_seq first, the pass next: the replica must hold
-      // exactly those. Only a whole-device pass over a corrupt log skips
-      // records: it supersedes the ones that cannot be read.
-      bool skips = begin.reason == HRL_REASON_LOG_CORRUPT && begin.regions == ResyncRegions::Device &&
-                   begin.mode != ResyncMode::Verify && begin.cursor == 0 && begin.take_seq > state->durable_seq;
+      // exactly those. Only a whole-device pass that supersedes records (past
+      // a corrupt log, or records the primary lost) starts it over elsewhere.
+      bool skips = begin.supersedes;
       if (begin.take_seq != state->durable_seq + 1 && !skips)
         refuse(peer, proto::RefuseCode::Internal,
                "a resync at seq " + std::to_string(begin.take_seq) + " but the replica holds records up to " +
@@ -711,7 +815,15 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
                  "a resync resumed at chunk " + std::to_string(begin.cursor) + " past the checkpoint at " +
                      std::to_string(state->resync->cursor));
         uint64_t started = state->resync ? state->resync->started_ns : now_realtime_ns();
-        state->durable_seq = begin.take_seq - 1;  // the same, or records skipped with the corrupt log
+        if (skips) {
+          if (opt.log)
+            opt.log("a resync (" + std::string(reason_name(begin.reason)) + ") at seq " +
+                    std::to_string(begin.take_seq) + " supersedes what the replica holds after seq " +
+                    std::to_string(std::min(state->durable_seq, begin.take_seq - 1)) + ": it starts over at seq " +
+                    std::to_string(begin.take_seq - 1));
+          state->durable_csum = 0;  // the pass brings data, not that record
+        }
+        state->durable_seq = begin.take_seq - 1;  // the same, or records the pass supersedes
         state->resync = ResyncCheckpoint{static_cast<uint32_t>(begin.mode), static_cast<uint32_t>(begin.regions),
                                          begin.reason, begin.take_seq, begin.cursor, started};
         state->save(opt.state_path);
@@ -744,6 +856,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     for (const auto& rec : batch) applier.apply(rec);
     applier.finish();  // applied and fdatasync'ed
     state->durable_seq = records.back().header.seq;
+    state->durable_csum = header_checksum(records.back().header, seed);
     state->save(opt.state_path);  // durable before it is acknowledged
     if (history && state->consistent())  // a MARK names the image after it
       for (const auto& rec : batch)

@@ -107,6 +107,7 @@ struct SecondaryOptions {
   // (the replica's state, its log, its role), durably, before PROMOTED is
   // sent; throws to refuse. Empty: the site refuses to take over.
   std::function<void(const ReplicaState&, uint64_t generation)> take_over;
+  std::function<void(const std::string&)> log;  // a line for the operator's log
 };
 
 // Checks the primary's HELLO against the replica's state, then applies
