@@ -4,7 +4,7 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 BUILD_TYPE   ?= RelWithDebInfo
 
-.PHONY: all deps userspace driver check unit fuzz vm-check bench demo deb clean
+.PHONY: all deps userspace driver check unit fuzz vm-check crash-check bench demo deb clean
 
 all: userspace driver
 
@@ -40,6 +40,15 @@ fuzz: deps
 # The VM tier: dm-hrl in Debian's 6.1 and 6.12 kernels under qemu.
 vm-check: userspace
 	@python3 tests/vm/vmtest.py --build $(BUILD)
+
+# The crash-state explorer at length: power losses of the primary built from
+# recorded block I/O, thousands of states on each kernel (tests/vm/explore.py;
+# CRASH_SEED=N replays a run). make check explores a few tens per kernel.
+CRASH_RECORDINGS ?= 6
+CRASH_STATES ?= 200
+crash-check: userspace
+	@python3 tests/vm/explore.py --build $(BUILD) --recordings $(CRASH_RECORDINGS) --states $(CRASH_STATES) \
+	    --random 30 --long $(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 bench: userspace
 	@bench/log-reader.sh $(BUILD)

@@ -70,8 +70,9 @@ class Kernel:
         shutil.copy("/bin/busybox", f"{stage}/bin/busybox")
         shutil.copy(f"{ROOT}/tests/vm/guest/init", f"{stage}/init")
         os.chmod(f"{stage}/init", 0o755)
-        shutil.copy(f"{ROOT}/tests/vm/guest/scenarios.sh", f"{stage}/scenarios.sh")
-        binaries = ["/usr/sbin/dmsetup", shutil.which("fio"), "/usr/sbin/e2fsck",
+        for script in ("scenarios.sh", "crash.sh"):
+            shutil.copy(f"{ROOT}/tests/vm/guest/{script}", f"{stage}/{script}")
+        binaries = ["/usr/sbin/dmsetup", shutil.which("fio"), "/usr/sbin/e2fsck", "/usr/sbin/make-bcache",
                     f"{self.build}/userspace/hrld", f"{self.build}/userspace/hrlctl",
                     f"{self.build}/userspace/hrl-log", f"{self.build}/tools/hrl-blockio"]
         for binary in binaries:
@@ -81,7 +82,8 @@ class Kernel:
                     os.makedirs(stage + os.path.dirname(lib), exist_ok=True)
                     shutil.copy(lib, stage + lib)
         names = []
-        for path in self.module_files(["virtio_pci", "virtio_blk", "dm-mod", "dm-log-writes", "dm-delay", "ext4"]):
+        for path in self.module_files(["virtio_pci", "virtio_blk", "dm-mod", "dm-log-writes", "dm-delay", "dm-flakey",
+                                       "bcache", "ext4"]):
             name = os.path.basename(path).split(".ko")[0]
             with open(f"{stage}/lib/modules/{name}.ko", "wb") as f:
                 if path.endswith(".xz"):
@@ -129,6 +131,13 @@ class Kernel:
             "site-b": ("secondary", volume("db0", "secondary", listen="127.0.0.1:7789", replica="/dev/vdc",
                                            state_dir="/var/lib/hrl-b", log="/dev/vdd", device="hrl-db0b",
                                            peer="127.0.0.1:7790", peer_name="primary")),
+            # The crash-state explorer (tests/vm/guest/crash.sh): its devices are xdata, xlog, xrep.
+            "crash-primary": ("primary", volume("db0", "primary", **{**primary, "log": "/dev/mapper/xlog"}, device="hrl0")),
+            "crash-secondary": ("secondary", volume("db0", "secondary", **{**secondary, "replica": "/dev/mapper/xrep"},
+                                                    point_interval=1.0)),
+            "crash-secondary-quiet": ("secondary", volume("db0", "secondary",
+                                                          **{**secondary, "replica": "/dev/mapper/xrep"},
+                                                          point_interval=3600.0)),
         }
         for name, (n, vol) in configs.items():
             with open(f"{etc}/{name}.toml", "w") as f:
@@ -425,15 +434,17 @@ def scenario_replicate(k, build, work, c):
              f"the log was not acknowledged to its head through dm: tail {sb['tail_seq']}, head {sb['head_seq']}")
 
 
-def replica_equal_after(scenario, k, work, c, log_mib, data_mib=48, fourth_mib=0, ext4=False):
+def replica_equal_after(scenario, k, work, c, log_mib, data_mib=48, fourth_mib=0, ext4=False, formatted=False):
     """A guest scenario over a data disk and its replica, equal at the start (random bytes, or a
-    new ext4); with fourth_mib, a blank fourth disk. They must end equal. Returns whether the guest
-    passed."""
+    new ext4); with fourth_mib, a blank fourth disk; with formatted, the log formatted in sync
+    (else the guest makes the volume). They must end equal. Returns whether the guest passed."""
     data, log, spare = make_images(c.rng, work, data_mib=data_mib, log_mib=log_mib, spare_mib=data_mib,
                                    random_data=not ext4)
     if ext4:
         run(["mkfs.ext4", "-q", "-F", data])
     shutil.copy(data, spare)  # hrlctl volume create --assume-in-sync
+    if formatted:
+        format_log(c.kernel.build, log, data)
     disks = [data, log, spare]
     if fourth_mib:
         disks.append(f"{work}/fourth.img")
@@ -461,6 +472,57 @@ def scenario_resync(k, build, work, c):
     replica_equal_after("resync", k, work, c, log_mib=16)
 
 
+def scenario_crash_states(k, build, work, c):
+    """The crash-state explorer (explore.py), a few tens of power losses of the primary."""
+    import explore  # it imports this file
+    checked, failures = explore.run_kernel(k, build, work, c.seed, recordings=1, states_per_run=30, extra=1,
+                                           long=False, log=lambda line: None)
+    c.expect(checked >= 20, f"only {checked} crash states were checked")
+    for name, reasons in failures:
+        c.errors.append(f"{name}: " + " / ".join(r.strip() for r in reasons[:6]) +
+                        f" (replay: tests/vm/explore.py --seed {c.seed} --kernels {k.series} --states 30 --keep)")
+
+
+def scenario_log_error(k, build, work, c):
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
+    passed_in_guest(c, c.boot("log_error", [data, log, spare]))
+
+
+def scenario_offset_flush(k, build, work, c):
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
+    format_log(build, log, data)
+    if not passed_in_guest(c, c.boot("offset_flush", [data, log, spare])):
+        return
+    flushes = [r for r in dump(build, log)["records"] if r["type"] == "WRITE" and r["sectors"] == 0]
+    c.expect(flushes and all(r["sector"] == 0 for r in flushes), f"FLUSH records not at sector 0: {flushes}")
+    v = hrl_log(build, "verify", log, check=False)
+    c.expect(v.returncode == 0, f"hrl-log verify: {v.stdout}{v.stderr}")
+
+
+def scenario_bitmap_flush(k, build, work, c):
+    data, log, spare = make_images(c.rng, work, data_mib=4096, log_mib=8, random_data=False)
+    format_log(build, log, data, ring="1M")
+    passed_in_guest(c, c.boot("bitmap_flush", [data, log, spare]))
+
+
+def scenario_memory(k, build, work, c):
+    data, log, spare = make_images(c.rng, work, data_mib=64, log_mib=96)
+    format_log(build, log, data)
+    passed_in_guest(c, c.boot("memory", [data, log, spare], mem=512, timeout=400))
+
+
+def scenario_slow_log(k, build, work, c):
+    replica_equal_after("slow_log", k, work, c, log_mib=16, formatted=True, data_mib=16)
+
+
+def scenario_corrupt_cut(k, build, work, c):
+    replica_equal_after("corrupt_cut", k, work, c, log_mib=16, formatted=True, data_mib=32)
+
+
+def scenario_race_take(k, build, work, c):
+    replica_equal_after("race_take", k, work, c, log_mib=16, formatted=True, data_mib=16)
+
+
 def scenario_corrupt(k, build, work, c):
     replica_equal_after("corrupt", k, work, c, log_mib=16)
 
@@ -479,6 +541,14 @@ SCENARIOS = {
     "corrupt": scenario_corrupt,
     "points": scenario_points,
     "failover": scenario_failover,
+    "log_error": scenario_log_error,
+    "offset_flush": scenario_offset_flush,
+    "bitmap_flush": scenario_bitmap_flush,
+    "memory": scenario_memory,
+    "slow_log": scenario_slow_log,
+    "corrupt_cut": scenario_corrupt_cut,
+    "race_take": scenario_race_take,
+    "crash_states": scenario_crash_states,
 }
 
 
@@ -529,6 +599,11 @@ def main():
                 print(f"    {e}")
             if (c.errors or args.show) and c.console:
                 print("    console (last 40 lines):\n      " + "\n      ".join(c.console.splitlines()[-40:]))
+            if c.errors and c.console:  # the whole of it, for what the last lines do not show
+                path = f"{work}/{c.kernel.kver}-{c.name}-console.txt"
+                with open(path, "w") as f:
+                    f.write(c.console)
+                print(f"    whole console: {path}")
     print(f"vm tier: {time.time() - t0:.0f}s")
     print(f"vm: {passed} passed, {failed} failed")
     return 1 if failed else 0
