@@ -77,6 +77,8 @@
 static const unsigned int hrl_fill_events[] = { 50, 75, 90 };
 
 /* A position in the log: a record's sequence number, ring offset and stream offset. */
+enum { HRL_BS_DATA, HRL_BS_RECORD, HRL_BS_PAD, HRL_NR_BIOSETS };
+
 struct hrl_pos {
 	u64 seq;
 	u64 off;	/* in the ring */
@@ -94,8 +96,13 @@ struct hrl_c {
 	struct work_struct event_work;		/* dm_table_event() needs process context */
 	struct delayed_work flush_work;		/* flushes the log: completed records become durable */
 	struct work_struct meta_work;		/* the metadata worker */
-	struct bio_set bs;			/* child bios, allocated in ->map: needs a rescuer */
-	bool bs_ready;
+	/*
+	 * Child bios, one set per kind: a write takes one bio of each kind, in
+	 * this order, and never waits for a second bio of a set it holds one of
+	 * (bio_alloc_bioset's rule). The flush of the log takes a PAD-set bio.
+	 */
+	struct bio_set bs[HRL_NR_BIOSETS];
+	unsigned int nr_bs_ready;
 	mempool_t *page_pool;			/* header pages and data copies */
 	struct mutex pool_mutex;		/* one write at a time waits for the pool */
 
@@ -155,8 +162,9 @@ struct hrl_c {
 	struct list_head deferred;	/* struct hrl_io waiting for an overlapping one or for room */
 	struct bio_list flush_bios;	/* empty flushes in bitmap mode, for the worker */
 	unsigned long *dirty;	/* kvzalloc'ed, bitmap_bytes; swapped with spare at take_bitmap */
+	bool dirty_any;		/* a bit of dirty set since it was taken: no scan under the lock */
 	unsigned long *spare;
-	unsigned long *dirty_pages;	/* pages of the dirty bitmap changed since written (atomic bits) */
+	unsigned long *dirty_pages;	/* pages of the dirty bitmap changed since written (under lock) */
 	unsigned long *resync;	/* changed only by the metadata worker */
 	wait_queue_head_t done_wait;	/* done or durable moved */
 };
@@ -182,6 +190,7 @@ struct hrl_io {
 	unsigned int nr_pages;
 	u64 payload_csum;
 	atomic_t pending;
+	bool to_meta;		/* an empty flush in bitmap mode: the metadata worker has it */
 	blk_status_t data_status;
 	blk_status_t log_status;
 	struct page *pages[HRL_MAX_IO_PAGES];	/* the copy of the data; last: not cleared */
@@ -237,6 +246,7 @@ static void hrl_mark_dirty(struct hrl_c *hc, sector_t sector, u32 nr)
 	if (first > last)
 		return;
 	bitmap_set(hc->dirty, first, last - first + 1);
+	hc->dirty_any = true;
 	bitmap_set(hc->dirty_pages, first / (8 * PAGE_SIZE), last / (8 * PAGE_SIZE) - first / (8 * PAGE_SIZE) + 1);
 }
 
@@ -413,6 +423,7 @@ static void hrl_sb_now(struct hrl_c *hc, struct hrl_sb_state *st)
 static int hrl_write_sb(struct hrl_c *hc, const struct hrl_sb_state *st, bool clean, bool flush)
 {
 	struct hrl_superblock *sb = hc->sb_buf;
+	const struct hrl_pos *head;
 	int r;
 
 	lockdep_assert_held(&hc->meta_lock);
@@ -441,8 +452,13 @@ static int hrl_write_sb(struct hrl_c *hc, const struct hrl_sb_state *st, bool cl
 	sb->resync_take_seq = cpu_to_le64(st->take_seq);
 	sb->tail_seq = cpu_to_le64(st->tail.seq);
 	sb->tail_offset = cpu_to_le64(st->tail.off);
-	sb->head_seq = cpu_to_le64(st->head.seq);
-	sb->head_offset = cpu_to_le64(st->head.off);
+	/*
+	 * Records acknowledged past the durable point (a pass superseded them)
+	 * are gone: the ring starts empty at the tail.
+	 */
+	head = st->head.seq >= st->tail.seq ? &st->head : &st->tail;
+	sb->head_seq = cpu_to_le64(head->seq);
+	sb->head_offset = cpu_to_le64(head->off);
 	sb->csum = cpu_to_le64(xxh64(sb, HRL_SB_CSUM_BYTES, hc->seed));
 	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA | (flush ? REQ_PREFLUSH : 0), sb,
 		       ((hc->sb_update_seq + 1) % HRL_SB_SLOTS) * HRL_LOG_BLOCK, HRL_LOG_BLOCK);
@@ -465,18 +481,23 @@ static int hrl_write_dirty_pages(struct hrl_c *hc, bool all, u64 *csum)
 	int r = 0;
 
 	lockdep_assert_held(&hc->meta_lock);
-	if (all)
+	if (all) {
+		spin_lock_irq(&hc->lock);
 		bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);
+		spin_unlock_irq(&hc->lock);
+	}
 	for_each_set_bit(p, hc->dirty_pages, hc->nr_bm_pages) {
 		void *disk = hc->dirty_disk + p * PAGE_SIZE;
 
-		clear_bit(p, hc->dirty_pages);
 		spin_lock_irq(&hc->lock);
+		__clear_bit(p, hc->dirty_pages);
 		memcpy(disk, (void *)hc->dirty + p * PAGE_SIZE, PAGE_SIZE);
 		spin_unlock_irq(&hc->lock);
 		r = hrl_log_io(hc, REQ_OP_WRITE, disk, hc->bitmap_offset + p * PAGE_SIZE, PAGE_SIZE);
 		if (r) {
-			set_bit(p, hc->dirty_pages);
+			spin_lock_irq(&hc->lock);
+			__set_bit(p, hc->dirty_pages);
+			spin_unlock_irq(&hc->lock);
 			return r;
 		}
 	}
@@ -619,12 +640,12 @@ static bool hrl_fill_crossed(struct hrl_c *hc)
 	return crossed;
 }
 
-/* The dirty bitmap was taken and the ring has room again. */
+/* The dirty bitmap was taken, the ring has room again and the log takes writes. */
 static bool hrl_maybe_leave_bitmap_mode(struct hrl_c *hc)
 {
 	lockdep_assert_held(&hc->lock);
-	if (!(hc->flags & HRL_SB_BITMAP_MODE) || (hc->flags & HRL_SB_RESYNC_REQUIRED) ||
-	    hc->bitmap_inflight || !bitmap_empty(hc->dirty, hc->nr_bits) ||
+	if (!(hc->flags & HRL_SB_BITMAP_MODE) || (hc->flags & HRL_SB_RESYNC_REQUIRED) || hc->log_failed ||
+	    hc->bitmap_inflight || hc->dirty_any ||
 	    hc->ring_bytes - hc->used < hc->ring_bytes / 4)
 		return false;
 	hc->flags &= ~HRL_SB_BITMAP_MODE;
@@ -646,11 +667,15 @@ static void hrl_record_done(struct hrl_c *hc, u64 seq)
 	}
 }
 
-/* A flush of the log that began when the completed point was at snap finished. */
+/*
+ * A flush of the log that began when the completed point was at snap
+ * finished. Once a write of the log failed, the durable point stays where it
+ * was: a record after it may be a hole, and nothing past a hole ships.
+ */
 static void hrl_durable_to(struct hrl_c *hc, const struct hrl_pos *snap)
 {
 	lockdep_assert_held(&hc->lock);
-	if (snap->seq > hc->durable.seq)
+	if (!hc->log_failed && snap->seq > hc->durable.seq)
 		hc->durable = *snap;
 }
 
@@ -667,7 +692,7 @@ static void hrl_flush_endio(struct bio *bio)
 {
 	struct hrl_c *hc = bio->bi_private;
 	unsigned long irqflags;
-	bool again, first_failure;
+	bool first_failure;
 	blk_status_t status = bio->bi_status;
 
 	bio_put(bio);
@@ -677,17 +702,23 @@ static void hrl_flush_endio(struct bio *bio)
 		hrl_log_broken(hc);
 	else
 		hrl_durable_to(hc, &hc->flush_snap);
-	hc->log_flushing = false;
-	again = hc->durable.seq < hc->done.seq && !hc->quiescing && !hc->log_failed;
 	spin_unlock_irqrestore(&hc->lock, irqflags);
 	if (first_failure) {
 		DMERR("%s: log flush failed: bitmap mode, resync required", hc->log_dev->name);
 		queue_work(hc->meta_wq, &hc->meta_work);
 	}
-	wake_up_all(&hc->done_wait);
 	queue_work(hc->io_wq, &hc->deferred_work);	/* room past the durable point */
-	if (again)
+	/*
+	 * Last, under the lock: hrl_quiesce() waits for log_flushing to clear,
+	 * then takes the lock, so nothing of hc is touched once it is dropped
+	 * here. A flush asked for while this one ran is queued now.
+	 */
+	spin_lock_irqsave(&hc->lock, irqflags);
+	hc->log_flushing = false;
+	if (hc->durable.seq < hc->done.seq && !hc->quiescing && !hc->log_failed)
 		hrl_want_flush(hc, false);
+	wake_up_all(&hc->done_wait);
+	spin_unlock_irqrestore(&hc->lock, irqflags);
 }
 
 /* Flushes the log: every record completed now is durable when it finishes. */
@@ -704,7 +735,7 @@ static void hrl_flush_worker(struct work_struct *work)
 	hc->log_flushing = true;
 	hc->flush_snap = hc->done;
 	spin_unlock_irq(&hc->lock);
-	bio = bio_alloc_bioset(hc->log_dev->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH, GFP_NOIO, &hc->bs);
+	bio = bio_alloc_bioset(hc->log_dev->bdev, 0, REQ_OP_WRITE | REQ_PREFLUSH, GFP_NOIO, &hc->bs[HRL_BS_PAD]);
 	bio->bi_end_io = hrl_flush_endio;
 	bio->bi_private = hc;
 	submit_bio(bio);
@@ -727,16 +758,18 @@ static void hrl_free_io_pages(struct hrl_io *io)
 	io->hdr = io->pad_hdr = NULL;
 }
 
-/*
- * The pages of a write: its copy and two header pages. Taken without
- * waiting when memory allows; else from the reserve, one write at a time
- * (dm-crypt's crypt_alloc_buffer does the same), so it never fails.
- */
 static struct page **hrl_io_page(struct hrl_io *io, unsigned int i)
 {
 	return i == 0 ? &io->hdr : i == 1 ? &io->pad_hdr : &io->pages[i - 2];
 }
 
+/*
+ * The pages of a write in flight: its copy and two header pages. Taken
+ * without waiting when memory allows. Else everything taken is given back
+ * and the write takes all it needs from the reserve, one write at a time
+ * (dm-crypt's crypt_alloc_buffer): only writes in flight hold pages, and they
+ * complete, so the one waiting always gets them. It never fails.
+ */
 static void hrl_alloc_io_pages(struct hrl_c *hc, struct hrl_io *io, unsigned int nr_data)
 {
 	unsigned int i, n = nr_data + 2;
@@ -749,10 +782,14 @@ static void hrl_alloc_io_pages(struct hrl_c *hc, struct hrl_io *io, unsigned int
 	}
 	if (!short_of)
 		return;
+	for (i = 0; i < n; i++) {
+		if (*hrl_io_page(io, i))
+			mempool_free(*hrl_io_page(io, i), hc->page_pool);
+		*hrl_io_page(io, i) = NULL;
+	}
 	mutex_lock(&hc->pool_mutex);
 	for (i = 0; i < n; i++)
-		if (!*hrl_io_page(io, i))
-			*hrl_io_page(io, i) = mempool_alloc(hc->page_pool, GFP_NOIO);
+		*hrl_io_page(io, i) = mempool_alloc(hc->page_pool, GFP_NOIO);
 	mutex_unlock(&hc->pool_mutex);
 }
 
@@ -813,10 +850,10 @@ static void hrl_log_endio(struct bio *bio)
 	hrl_io_put(io);
 }
 
-static struct bio *hrl_new_bio(struct hrl_io *io, struct dm_dev *dev, unsigned int nr_vecs,
+static struct bio *hrl_new_bio(struct hrl_io *io, unsigned int set, struct dm_dev *dev, unsigned int nr_vecs,
 			       blk_opf_t opf, sector_t sector, bio_end_io_t *end_io)
 {
-	struct bio *bio = bio_alloc_bioset(dev->bdev, nr_vecs, opf, GFP_NOIO, &io->hc->bs);
+	struct bio *bio = bio_alloc_bioset(dev->bdev, nr_vecs, opf, GFP_NOIO, &io->hc->bs[set]);
 
 	bio->bi_iter.bi_sector = sector;
 	bio->bi_end_io = end_io;
@@ -837,7 +874,11 @@ static void hrl_add_data_pages(struct hrl_io *io, struct bio *bio)
 	}
 }
 
-/* Builds and submits the data bio, the record bio and a PAD bio if any. */
+/*
+ * Copies the write's data, then builds and submits the data bio, the record
+ * bio and a PAD bio if any. Runs once the write is in flight: a write that
+ * waits holds no pages.
+ */
 static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 {
 	blk_opf_t keep = io->orig->bi_opf & (REQ_FUA | REQ_SYNC | REQ_PREFLUSH);
@@ -845,12 +886,16 @@ static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 	struct bio *data, *log = NULL, *pad = NULL;
 	u32 payload = hrl_payload_of(io);
 
+	hrl_alloc_io_pages(hc, io, io->type == HRL_REC_WRITE ? DIV_ROUND_UP(io->nr_sectors << SECTOR_SHIFT, PAGE_SIZE) : 0);
+	if (io->nr_pages)
+		hrl_copy_data(hc, io, io->orig);
+
 	if (io->type == HRL_REC_DISCARD) {
-		data = hrl_new_bio(io, hc->data_dev, 0, REQ_OP_DISCARD, io->sector, hrl_data_endio);
+		data = hrl_new_bio(io, HRL_BS_DATA, hc->data_dev, 0, REQ_OP_DISCARD, io->sector, hrl_data_endio);
 		data->bi_iter.bi_size = io->nr_sectors << SECTOR_SHIFT;
 	} else {
-		data = hrl_new_bio(io, hc->data_dev, io->nr_pages, REQ_OP_WRITE | keep, io->sector,
-				   hrl_data_endio);
+		data = hrl_new_bio(io, HRL_BS_DATA, hc->data_dev, io->nr_pages, REQ_OP_WRITE | keep,
+				   io->sector, hrl_data_endio);
 		hrl_add_data_pages(io, data);
 	}
 	atomic_set(&io->pending, 1);
@@ -858,7 +903,7 @@ static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 	if (io->seq) {
 		hrl_encode_header(hc, io->hdr, io->type, io->rec_flags, io->seq, io->sector,
 				  io->nr_sectors, payload, payload ? io->payload_csum : 0);
-		log = hrl_new_bio(io, hc->log_dev, io->nr_pages + 1, REQ_OP_WRITE | keep,
+		log = hrl_new_bio(io, HRL_BS_RECORD, hc->log_dev, io->nr_pages + 1, REQ_OP_WRITE | keep,
 				  log_base + (io->pos >> SECTOR_SHIFT), hrl_log_endio);
 		__bio_add_page(log, io->hdr, HRL_SECTOR_SIZE, 0);
 		if (payload)
@@ -868,7 +913,7 @@ static void hrl_submit(struct hrl_c *hc, struct hrl_io *io)
 	if (io->pad_seq) {
 		hrl_encode_header(hc, io->pad_hdr, HRL_REC_PAD, 0, io->pad_seq, 0, 0,
 				  hc->ring_bytes - io->pad_pos - HRL_SECTOR_SIZE, 0);
-		pad = hrl_new_bio(io, hc->log_dev, 1, REQ_OP_WRITE,
+		pad = hrl_new_bio(io, HRL_BS_PAD, hc->log_dev, 1, REQ_OP_WRITE,
 				  log_base + (io->pad_pos >> SECTOR_SHIFT), hrl_log_endio);
 		__bio_add_page(pad, io->pad_hdr, HRL_SECTOR_SIZE, 0);
 		atomic_inc(&io->pending);
@@ -910,9 +955,28 @@ static void hrl_notify(struct hrl_c *hc, unsigned int notify)
 		hrl_want_flush(hc, true);
 }
 
+static bool hrl_is_empty_flush(struct hrl_io *io)
+{
+	return io->type == HRL_REC_WRITE && !io->nr_sectors;
+}
+
+/*
+ * An empty flush in bitmap mode: it must make the bitmap's changes durable
+ * (and the records completed before it), which only the metadata worker
+ * writes; it goes there, not to the devices.
+ */
+static unsigned int hrl_flush_to_meta(struct hrl_c *hc, struct hrl_io *io)
+{
+	lockdep_assert_held(&hc->lock);
+	io->to_meta = true;
+	bio_list_add(&hc->flush_bios, io->orig);
+	return HRL_NOTIFY_META;
+}
+
 /*
  * Gives the write its place: a sequence number and ring space, or bits in
- * the dirty bitmap when the ring is full.
+ * the dirty bitmap when the ring is full (an empty flush then goes to the
+ * metadata worker).
  */
 static unsigned int hrl_place(struct hrl_c *hc, struct hrl_io *io)
 {
@@ -933,6 +997,8 @@ static unsigned int hrl_place(struct hrl_c *hc, struct hrl_io *io)
 		hc->sb_stale = true;
 		notify = HRL_NOTIFY_EVENT | HRL_NOTIFY_META | HRL_NOTIFY_BITMAP;
 	}
+	if (hrl_is_empty_flush(io))
+		return notify | hrl_flush_to_meta(hc, io);
 	hc->bitmap_inflight++;
 	hrl_mark_dirty(hc, io->sector, io->nr_sectors);
 	return notify;
@@ -949,6 +1015,10 @@ static bool hrl_try_start(struct hrl_c *hc, struct hrl_io *io, struct list_head 
 			  unsigned int *notify)
 {
 	lockdep_assert_held(&hc->lock);
+	if (hrl_is_empty_flush(io) && (hc->flags & HRL_SB_BITMAP_MODE)) {
+		*notify |= hrl_flush_to_meta(hc, io);
+		return true;
+	}
 	if (hrl_overlaps(&hc->inflight, io->sector, io->nr_sectors) ||
 	    hrl_overlaps(earlier, io->sector, io->nr_sectors) ||
 	    hc->ios_inflight >= HRL_MAX_INFLIGHT_IOS)
@@ -958,6 +1028,8 @@ static bool hrl_try_start(struct hrl_c *hc, struct hrl_io *io, struct list_head 
 		return false;
 	}
 	*notify |= hrl_place(hc, io);
+	if (io->to_meta)
+		return true;
 	hc->ios_inflight++;
 	list_add_tail(&io->node, &hc->inflight);
 	return true;
@@ -1028,9 +1100,10 @@ static void hrl_deferred_worker(struct work_struct *work)
 	spin_lock_irq(&hc->lock);
 	list_for_each_entry_safe(io, next, &hc->deferred, node) {
 		list_del_init(&io->node);
-		if (hrl_try_start(hc, io, &blocked, &notify))
-			list_add_tail(&io->go, &ready);
-		else
+		if (hrl_try_start(hc, io, &blocked, &notify)) {
+			if (!io->to_meta)
+				list_add_tail(&io->go, &ready);
+		} else
 			list_add_tail(&io->node, &blocked);
 	}
 	list_splice(&blocked, &hc->deferred);
@@ -1054,7 +1127,7 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 {
 	struct hrl_io *io = dm_per_bio_data(bio, sizeof(struct hrl_io));
 	unsigned int notify = 0;
-	bool defer, started;
+	bool started;
 
 	memset(io, 0, offsetof(struct hrl_io, pages));
 	io->hc = hc;
@@ -1074,22 +1147,6 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 			io->rec_flags |= HRL_REC_FUA;
 	}
 
-	if (!io->nr_sectors) {	/* an empty flush */
-		spin_lock_irq(&hc->lock);
-		defer = hc->flags & HRL_SB_BITMAP_MODE;
-		if (defer)
-			bio_list_add(&hc->flush_bios, bio);
-		spin_unlock_irq(&hc->lock);
-		if (defer) {
-			queue_work(hc->meta_wq, &hc->meta_work);
-			return DM_MAPIO_SUBMITTED;
-		}
-	}
-
-	hrl_alloc_io_pages(hc, io, io->type == HRL_REC_WRITE ? DIV_ROUND_UP(bio->bi_iter.bi_size, PAGE_SIZE) : 0);
-	if (io->nr_pages)
-		hrl_copy_data(hc, io, bio);
-
 	/* Every waiting write arrived before this one. */
 	spin_lock_irq(&hc->lock);
 	started = hrl_try_start(hc, io, &hc->deferred, &notify);
@@ -1097,7 +1154,7 @@ static int hrl_map_write(struct hrl_c *hc, struct bio *bio)
 		list_add_tail(&io->node, &hc->deferred);
 	spin_unlock_irq(&hc->lock);
 	hrl_notify(hc, notify);
-	if (started)
+	if (started && !io->to_meta)
 		hrl_submit(hc, io);
 	return DM_MAPIO_SUBMITTED;
 }
@@ -1412,6 +1469,7 @@ static int hrl_load(struct hrl_c *hc)
 		memset(hc->resync, 0, hc->bitmap_bytes);
 	}
 	memcpy(hc->dirty, hc->dirty_disk, hc->bitmap_bytes);
+	hc->dirty_any = !bitmap_empty(hc->dirty, hc->nr_bits);	/* suspended: nothing else looks */
 	bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);	/* written again with the first commit */
 	r = hrl_scan_ring(hc, le64_to_cpu(sb->head_seq), &corrupt);
 	if (r)
@@ -1525,13 +1583,20 @@ static int hrl_do_ack(struct hrl_c *hc, struct hrl_rpc *rpc)
 
 /*
  * A PAD or MARK record whose ring space was reserved could not be written:
- * readers stop at the hole, so the volume needs a resync, and says so.
+ * readers stop at the hole, so the volume needs a resync, and says so. Its
+ * sequence numbers count as completed (the durable point never passes them
+ * now): what waits for the completed point must not wait for them forever.
  */
-static void hrl_record_write_failed(struct hrl_c *hc, const char *what, u64 seq, int r)
+static void hrl_record_write_failed(struct hrl_c *hc, const struct hrl_io *tmp, const char *what, u64 seq,
+				    int r)
 {
 	spin_lock_irq(&hc->lock);
 	hrl_log_broken(hc);
+	if (tmp->pad_seq)
+		hrl_record_done(hc, tmp->pad_seq);
+	hrl_record_done(hc, tmp->seq);
 	spin_unlock_irq(&hc->lock);
+	wake_up_all(&hc->done_wait);
 	DMERR("%s record at seq %llu could not be written (%d): resync required", what, seq, r);
 	queue_work(hc->io_wq, &hc->event_work);
 }
@@ -1551,19 +1616,22 @@ static int hrl_do_mark(struct hrl_c *hc, struct hrl_rpc *rpc)
 
 	if (!len || len > HRL_MARK_NAME_MAX)
 		return -EINVAL;
+	/* Room is checked and the ring reserved in one critical section: never past the bound. */
 	hrl_want_flush(hc, true);
 	wait_event(hc->done_wait, ({
-		bool room;
+		bool answered = true;
 
 		spin_lock_irq(&hc->lock);
-		room = (hc->flags & HRL_SB_BITMAP_MODE) || hrl_room_past_durable(hc, len);
+		if (hc->flags & HRL_SB_BITMAP_MODE)
+			r = -EBUSY;
+		else if (!hrl_room_past_durable(hc, len))
+			answered = false;
+		else if (!hrl_ring_reserve(hc, len, &tmp))
+			r = -ENOSPC;
+		else
+			r = 0;
 		spin_unlock_irq(&hc->lock);
-		room; }));
-	spin_lock_irq(&hc->lock);
-	r = hc->flags & HRL_SB_BITMAP_MODE ? -EBUSY : 0;
-	if (!r && !hrl_ring_reserve(hc, len, &tmp))
-		r = -ENOSPC;
-	spin_unlock_irq(&hc->lock);
+		answered; }));
 	if (r) {
 		DMERR("cannot mark '%s': %s", rpc->name, r == -EBUSY ? "the log is in bitmap mode" : "the ring is full");
 		return r;
@@ -1581,7 +1649,7 @@ static int hrl_do_mark(struct hrl_c *hc, struct hrl_rpc *rpc)
 		h->header_csum = cpu_to_le64(xxh64(h, HRL_RECORD_CSUM_BYTES, hc->seed));
 		r = hrl_log_io(hc, REQ_OP_WRITE, page, hc->ring_offset + tmp.pad_pos, HRL_SECTOR_SIZE);
 		if (r) {
-			hrl_record_write_failed(hc, "PAD", tmp.pad_seq, r);
+			hrl_record_write_failed(hc, &tmp, "PAD", tmp.pad_seq, r);
 			return r;
 		}
 		memset(page, 0, HRL_LOG_BLOCK);
@@ -1601,7 +1669,7 @@ static int hrl_do_mark(struct hrl_c *hc, struct hrl_rpc *rpc)
 	}
 	r = hrl_log_io(hc, REQ_OP_WRITE | REQ_FUA, page, hc->ring_offset + tmp.pos, hrl_record_span(len));
 	if (r) {
-		hrl_record_write_failed(hc, "MARK", tmp.seq, r);
+		hrl_record_write_failed(hc, &tmp, "MARK", tmp.seq, r);
 		return r;
 	}
 	spin_lock_irq(&hc->lock);
@@ -1613,6 +1681,14 @@ static int hrl_do_mark(struct hrl_c *hc, struct hrl_rpc *rpc)
 	hrl_want_flush(hc, false);
 	DMEMIT("%llu", tmp.seq);
 	return 1;	/* dm returns the result to userspace */
+}
+
+/* What the status says once a pass covers the whole device: why it stays in bitmap mode, if it does. */
+static u32 hrl_reason_once_covered(struct hrl_c *hc, u32 flags)
+{
+	if (READ_ONCE(hc->log_failed))
+		return HRL_REASON_IO_ERROR;
+	return flags & HRL_SB_BITMAP_MODE ? HRL_REASON_RING_OVERFLOW : HRL_REASON_NONE;
 }
 
 /*
@@ -1629,34 +1705,49 @@ static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 	struct hrl_sb_state st;
 	unsigned long *taken;
 	u64 take_seq, gen;
-	bool required, left_bitmap;
+	bool required, pending, left_bitmap;
 	int r;
 
 	spin_lock_irq(&hc->lock);
 	taken = hc->dirty;
 	hc->dirty = hc->spare;
 	hc->spare = taken;
+	hc->dirty_any = false;
 	bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);	/* the area is written again, from the clean bitmap */
 	take_seq = hc->head.seq;
 	required = hc->flags & HRL_SB_RESYNC_REQUIRED;
+	pending = hc->flags & HRL_SB_RESYNC_PENDING;
 	gen = hc->required_gen;
-	if (!(hc->flags & HRL_SB_RESYNC_PENDING))
-		memset(hc->resync, 0, hc->bitmap_bytes);	/* a bitmap nobody took: this worker's alone */
 	spin_unlock_irq(&hc->lock);
 
+	if (!pending)
+		memset(hc->resync, 0, hc->bitmap_bytes);	/* a bitmap nobody took: this worker's alone */
 	bitmap_or(hc->resync, hc->resync, taken, hc->nr_bits);
 	if (required)
 		bitmap_set(hc->resync, 0, hc->nr_bits);	/* not past the last bit */
 	memset(taken, 0, hc->bitmap_bytes);
 
-	wait_event(hc->done_wait, READ_ONCE(hc->done.seq) >= take_seq);
+	/*
+	 * Every record before take_seq must be durable too: the secondary may
+	 * record the pass at take_seq and take this log's records before it as
+	 * its history, which a power loss here must not undo. A log that failed
+	 * a write makes nothing durable again; its pass covers the whole device.
+	 */
+	hrl_want_flush(hc, true);
+	wait_event(hc->done_wait, ({
+		bool reached;
+
+		spin_lock_irq(&hc->lock);
+		reached = hc->done.seq >= take_seq && (hc->durable.seq >= take_seq || hc->log_failed);
+		spin_unlock_irq(&hc->lock);
+		reached; }));
 
 	hrl_sb_now(hc, &st);
 	st.flags |= HRL_SB_RESYNC_PENDING;
 	st.take_seq = take_seq;
 	if (required && st.flags & HRL_SB_RESYNC_REQUIRED) {
 		st.flags &= ~HRL_SB_RESYNC_REQUIRED;
-		st.reason = st.flags & HRL_SB_BITMAP_MODE ? HRL_REASON_RING_OVERFLOW : HRL_REASON_NONE;
+		st.reason = hrl_reason_once_covered(hc, st.flags);
 	}
 	r = hrl_commit(hc, &st, false);
 	spin_lock_irq(&hc->lock);
@@ -1734,6 +1825,8 @@ static void hrl_quiesce(struct hrl_c *hc)
 	hc->quiescing = true;
 	spin_unlock_irq(&hc->lock);
 	wait_event(hc->done_wait, !READ_ONCE(hc->log_flushing));
+	spin_lock_irq(&hc->lock);	/* the flush's completion has let go of hc */
+	spin_unlock_irq(&hc->lock);
 	cancel_delayed_work_sync(&hc->flush_work);
 	flush_workqueue(hc->io_wq);
 }
@@ -1837,8 +1930,8 @@ static void hrl_free(struct hrl_c *hc)
 		destroy_workqueue(hc->io_wq);
 	if (hc->meta_wq)
 		destroy_workqueue(hc->meta_wq);
-	if (hc->bs_ready)
-		bioset_exit(&hc->bs);
+	while (hc->nr_bs_ready)
+		bioset_exit(&hc->bs[--hc->nr_bs_ready]);
 	mempool_destroy(hc->page_pool);
 	kvfree(hc->spans);
 	kvfree(hc->done_slots);
@@ -1932,12 +2025,15 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 		ti->error = "out of memory";
 		return -ENOMEM;
 	}
-	r = bioset_init(&hc->bs, HRL_MAX_INFLIGHT_IOS, 0, BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER);
-	if (r) {
-		ti->error = "out of memory";
-		return r;
+	while (hc->nr_bs_ready < HRL_NR_BIOSETS) {
+		r = bioset_init(&hc->bs[hc->nr_bs_ready], HRL_MAX_INFLIGHT_IOS, 0,
+				BIOSET_NEED_BVECS | BIOSET_NEED_RESCUER);
+		if (r) {
+			ti->error = "out of memory";
+			return r;
+		}
+		hc->nr_bs_ready++;
 	}
-	hc->bs_ready = true;
 	return 0;
 }
 

@@ -488,6 +488,11 @@ def scenario_log_error(k, build, work, c):
     passed_in_guest(c, c.boot("log_error", [data, log, spare]))
 
 
+def scenario_log_fail(k, build, work, c):
+    data, log, spare = make_images(c.rng, work, data_mib=64, log_mib=32)
+    passed_in_guest(c, c.boot("log_fail", [data, log, spare]))
+
+
 def scenario_offset_flush(k, build, work, c):
     data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
     format_log(build, log, data)
@@ -513,6 +518,10 @@ def scenario_memory(k, build, work, c):
 
 def scenario_slow_log(k, build, work, c):
     replica_equal_after("slow_log", k, work, c, log_mib=16, formatted=True, data_mib=16)
+
+
+def scenario_log_fail_replicated(k, build, work, c):
+    replica_equal_after("log_fail_replicated", k, work, c, log_mib=16, formatted=True, data_mib=32)
 
 
 def scenario_corrupt_cut(k, build, work, c):
@@ -542,10 +551,12 @@ SCENARIOS = {
     "points": scenario_points,
     "failover": scenario_failover,
     "log_error": scenario_log_error,
+    "log_fail": scenario_log_fail,
     "offset_flush": scenario_offset_flush,
     "bitmap_flush": scenario_bitmap_flush,
     "memory": scenario_memory,
     "slow_log": scenario_slow_log,
+    "log_fail_replicated": scenario_log_fail_replicated,
     "corrupt_cut": scenario_corrupt_cut,
     "race_take": scenario_race_take,
     "crash_states": scenario_crash_states,

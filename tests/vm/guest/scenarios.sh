@@ -518,8 +518,7 @@ scenario_log_error() {
   put 4096 4 0 || fail "writes before the error" || return 1
   head=$(field 2)
   echo "BEFORE: $(status)"
-  dmsetup suspend logx && echo "0 $(sect /dev/vdb) flakey /dev/vdb 0 0 1 1 error_writes" | dmsetup reload logx &&
-    dmsetup resume logx || fail "make the log's writes fail" || return 1
+  swap_table logx "0 $(sect /dev/vdb) flakey /dev/vdb 0 0 1 1 error_writes" || fail "make the log's writes fail" || return 1
   put 4096 1 10 || fail "a write the data device took failed: the log's error was taken for the data's" || return 1
   echo "AFTER-ERROR: $(status)"
   [ "$(field 9)" = log-io-error ] && [ "$(field 1)" = resync-required ] ||
@@ -530,8 +529,47 @@ scenario_log_error() {
   [ "$(field 2)" = "$head2" ] || fail "records went after the hole: head $head2 -> $(field 2)" || return 1
   [ "$(field 6)" -ge 4 ] || fail "the writes after the error are not in the bitmap: $(status)" || return 1
   echo "CHECK: the log's error left the volume in bitmap mode, resync required, nothing after the hole"
-  dmsetup suspend logx && echo "0 $(sect /dev/vdb) linear /dev/vdb 0" | dmsetup reload logx && dmsetup resume logx
+  swap_table logx "0 $(sect /dev/vdb) linear /dev/vdb 0"
   dmsetup remove hrl0
+}
+
+# 14b. A log that fails a MARK's write: nothing waits on its sequence number
+#      (an fsync, take_bitmap, ack); the volume stays in bitmap mode while the
+#      log is failed, so writes never wait for a durable point that cannot
+#      move; an ack past that point writes a superblock that still loads.
+scenario_log_fail() {
+  echo "0 $(sect /dev/vdb) linear /dev/vdb 0" | dmsetup create logy || fail "dm-linear log" || return 1
+  hrl-log format /dev/mapper/logy --data /dev/vda --assume-in-sync >/dev/null || fail "format the log" || return 1
+  echo "0 $(sect /dev/vda) hrl /dev/vda /dev/mapper/logy" | dmsetup create hrl0 || fail "dm-hrl" || return 1
+  put 4096 4 0 || fail "writes before the error" || return 1
+  swap_table logy "0 $(sect /dev/vdb) flakey /dev/vdb 0 0 1 1 error_writes" || fail "make the log's writes fail" || return 1
+  ! timeout 20 dmsetup message hrl0 0 mark lost 2>/dev/null || fail "a MARK the log could not take was answered" || return 1
+  echo "AFTER-MARK: $(status)"
+  [ "$(field 9)" = log-io-error ] || fail "no log-io-error after the MARK failed: $(status)" || return 1
+  seeded 4096 | timeout 20 dd of=/dev/mapper/hrl0 bs=4k seek=40 iflag=fullblock conv=fsync 2>/dev/null ||
+    fail "an fsync after the failed MARK did not complete in 20 s" || return 1
+  swap_table logy "0 $(sect /dev/vdb) linear /dev/vdb 0" ||
+    fail "give the log its writes back" || return 1
+  take=$(timeout 20 dmsetup message hrl0 0 take_bitmap) || fail "take_bitmap did not answer in 20 s" || return 1
+  echo "TAKE: $take $(status)"
+  echo "$(field 10)" | grep -q bitmap-mode || fail "back to journal mode with a failed log: $(status)" || return 1
+  [ "$(field 9)" = log-io-error ] || fail "the reason went: $(status)" || return 1
+  seeded $((12 << 20)) | timeout 60 dd of=/dev/mapper/hrl0 bs=64k seek=64 iflag=fullblock oflag=direct 2>/dev/null ||
+    fail "12 MiB of writes without a flush did not complete in 60 s" || return 1
+  timeout 20 dmsetup message hrl0 0 ack $((take - 1)) || fail "ack $((take - 1)) (the pass at $take)" || return 1
+  timeout 20 dmsetup message hrl0 0 end_resync || fail "end_resync" || return 1
+  # The suspend's own superblock write fails: the load finds the ack's.
+  swap_table logy "0 $(sect /dev/vdb) flakey /dev/vdb 0 0 1 1 error_writes" || fail "make the log's writes fail again" || return 1
+  dmsetup suspend hrl0 || fail "suspend" || return 1
+  swap_table logy "0 $(sect /dev/vdb) linear /dev/vdb 0" ||
+    fail "give the log its writes back" || return 1
+  dmsetup resume hrl0 || fail "the log does not load after the ack: $(dmesg | tail -3)" || return 1
+  echo "RELOADED: $(status)"
+  [ "$(field 3)" = "$take" ] || fail "the tail is not at $take after the reload: $(status)" || return 1
+  [ "$(field 9)" = unclean-shutdown ] || fail "the failed suspend did not load as unclean: $(status)" || return 1
+  echo "CHECK: a failed MARK held nothing up, the volume stayed in bitmap mode, the ack's superblock loads"
+  dmsetup remove hrl0
+  dmsetup remove logy
 }
 
 # 15. An empty flush on a target that does not start at sector 0 of its
@@ -628,6 +666,17 @@ converged_and_stopped() {
   converged || fail "the pair did not converge: $(status), secondary at $(durable)" || return 1
 }
 
+# Replaces the table of device $1 with $2 (the device suspended meanwhile).
+swap_table() { dmsetup suspend "$1" && echo "$2" | dmsetup reload "$1" && dmsetup resume "$1"; }
+
+# A pair replicating in step: started, 64 KiB written, converged.
+pair_in_step() {
+  start_x_pair || return 1
+  put 4096 16 0 || fail "writes" || return 1
+  i=0
+  while [ $i -lt 300 ] && ! converged; do usleep 100000; i=$((i + 1)); done
+}
+
 remove_x() {
   dmsetup remove hrl0 && dmsetup remove xdata && dmsetup remove xlog && dmsetup remove xrep || fail "remove" || return 1
 }
@@ -638,21 +687,38 @@ remove_x() {
 #     catches up once the device answers. The host compares vda and vdc.
 scenario_slow_log() {
   map_x xlog "0 $(sect /dev/vdb) delay /dev/vdb 0 0" || return 1
-  start_x_pair || return 1
-  put 4096 16 0 || fail "writes" || return 1
-  i=0
-  while [ $i -lt 300 ] && ! converged; do usleep 100000; i=$((i + 1)); done
-  dmsetup suspend xlog && echo "0 $(sect /dev/vdb) delay /dev/vdb 0 0 /dev/vdb 0 10000" | dmsetup reload xlog &&
-    dmsetup resume xlog || fail "slow the log down" || return 1
+  pair_in_step || return 1
+  swap_table xlog "0 $(sect /dev/vdb) delay /dev/vdb 0 0 /dev/vdb 0 10000" || fail "slow the log down" || return 1
   put 4096 8 100 &
   writer=$!
   sleep 12
   wait $writer || fail "the writes during the stall" || return 1
-  dmsetup suspend xlog && echo "0 $(sect /dev/vdb) delay /dev/vdb 0 0" | dmsetup reload xlog &&
-    dmsetup resume xlog || fail "the log answers again" || return 1
+  swap_table xlog "0 $(sect /dev/vdb) delay /dev/vdb 0 0" || fail "the log answers again" || return 1
   converged_and_stopped || return 1
   ! grep -q "the log is corrupt" /tmp/primary.log || fail "a slow log was taken for a corrupt one" || return 1
   ! grep -q "starting checksum" /tmp/primary.log || fail "a resync after a slow log" || return 1
+  remove_x
+}
+
+# 18b. The log fails writes under a replicating pair: the records past its
+#      durable point never ship, so hrld compares the whole device in their
+#      place (a pass that supersedes them); writes go on in bitmap mode; once
+#      the table is loaded again the pair converges. The host compares vda and vdc.
+scenario_log_fail_replicated() {
+  map_x || return 1
+  pair_in_step || return 1
+  swap_table xlog "0 $(sect /dev/vdb) flakey /dev/vdb 0 0 1 1 error_writes" || fail "make the log's writes fail" || return 1
+  put 4096 8 100 || fail "writes the data device took" || return 1
+  swap_table xlog "0 $(sect /dev/vdb) linear /dev/vdb 0" ||
+    fail "give the log its writes back" || return 1
+  put 65536 160 64 || fail "10 MiB in bitmap mode" || return 1
+  i=0
+  while [ $i -lt 600 ] && ! { grep -q "the log failed a write" /tmp/primary.log && [ "$(durable)" -ge $(( $(field 2) - 1 )) ] &&
+                             ! grep -q '"resync"' /var/lib/hrl/db0.state; }; do usleep 100000; i=$((i + 1)); done
+  echo "AFTER-PASS: $(status) DURABLE: $(durable)"
+  grep -q "the log failed a write" /tmp/primary.log || fail "no whole-device pass after the log failed: $(tail -5 /tmp/primary.log)" || return 1
+  dmsetup suspend hrl0 && dmsetup resume hrl0 || fail "load the table again" || return 1
+  converged_and_stopped || return 1
   remove_x
 }
 

@@ -1,5 +1,6 @@
 #include "log/log_writer.h"
 
+
 #include <fcntl.h>
 #include <xxhash.h>
 
@@ -121,6 +122,13 @@ bool LogWriter::append(uint16_t type, uint16_t flags, uint64_t sector, uint32_t 
   const uint64_t pad = sb_.head_offset + span > sb_.ring_bytes ? sb_.ring_bytes - sb_.head_offset : 0;
   if (used_ + pad + span > sb_.ring_bytes && !(refresh_acknowledged() && used_ + pad + span <= sb_.ring_bytes))
     return false;
+  // Never more than HRL_MAX_INFLIGHT_BYTES of records past what a sync made
+  // durable: after a power loss the load's zeroing covers all of them.
+  if (unsynced_bytes_ + pad + span > HRL_MAX_INFLIGHT_BYTES) {
+    log_.datasync();
+    unsynced_bytes_ = 0;
+  }
+  unsynced_bytes_ += pad + span;
   if (pad) {
     write_record(sb_.head_offset, HRL_REC_PAD, 0, 0, 0, {});
     ring_.push_back({sb_.head_seq++, pad});

@@ -102,6 +102,7 @@ class LogWriter {
   // those (an area is 32 MiB per TiB of data).
   bool dirty_changed_ = true, resync_changed_ = true;
   uint64_t used_ = 0;        // ring bytes between tail and head
+  uint64_t unsynced_bytes_ = 0;  // ring bytes appended since the log's last sync
   bool closed_ = false;
 };
 

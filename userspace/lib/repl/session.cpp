@@ -214,11 +214,19 @@ void PrimarySession::handshake() {
   const uint64_t durable = welcome_.durable_seq;
   stats_.durable_seq = durable;
 
-  if (welcome_.resync_take_seq) {
+  if (welcome_.resync_take_seq && dm()) {
     // The secondary recorded a pass at take_seq: the records before it are
-    // held there or superseded by the pass, and may go.
-    if (dm() && durable >= sb_.tail_seq) release_through(durable);
-    if (dm()) return;
+    // held there or superseded by the pass, and may go. The target answered
+    // take_seq only once they were durable, so this log still has them; if
+    // it does not, the pass belongs to a history this log lost.
+    const uint64_t head = target_status(opt_.dm_device).head;
+    if (welcome_.resync_take_seq > head) {
+      discontinuity_ = "its resync at seq " + std::to_string(welcome_.resync_take_seq) +
+                       " is past this log's head (seq " + std::to_string(head) + ")";
+      return;
+    }
+    if (durable >= sb_.tail_seq) release_through(durable);
+    return;
   }
   // Skip what the secondary already holds, and make sure it holds what this
   // log has: the last record it holds must be this log's record at that seq.
@@ -643,6 +651,13 @@ void PrimarySession::run_protected() {
     if (dm() && std::chrono::steady_clock::now() >= next_check) {
       next_check = std::chrono::steady_clock::now() + 500ms;
       TargetStatus t = target_status(opt_.dm_device);
+      if (t.reason == HRL_REASON_IO_ERROR && t.resync_required()) {
+        // The log failed a write: records past its durable point may be
+        // holes and never ship. The whole device is compared in their place.
+        if (opt_.log) opt_.log("the log failed a write: the whole device goes to a checksum resync");
+        if (!superseding_pass(HRL_REASON_IO_ERROR)) return;
+        continue;
+      }
       if (t.needs_take() && (window_open() || t.urgent())) {
         uint64_t take = take_bitmap();
         // Dirty blocks in journal mode are writes that failed: the status says why anyway.
