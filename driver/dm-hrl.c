@@ -167,6 +167,42 @@ struct hrl_c {
 	unsigned long *dirty_pages;	/* pages of the dirty bitmap changed since written (under lock) */
 	unsigned long *resync;	/* changed only by the metadata worker */
 	wait_queue_head_t done_wait;	/* done or durable moved */
+
+	/*
+	 * The activity log (al_slots 0: the log has none). The slots and flags
+	 * are under lock; transactions are written by the metadata worker.
+	 */
+	u64 al_offset;
+	u32 al_shift;		/* sectors of an extent, log2 */
+	u32 al_slots;
+	struct hrl_al_slot *al;
+	struct hrl_al_block *al_buf;	/* the block being written (metadata worker) */
+	u64 al_seq;		/* of the newest block on disk */
+	u64 al_clock;
+	bool al_all;		/* the block on disk lists every extent */
+	bool al_want_all;	/* a write spans more extents than a write may hold */
+	bool al_want_room;	/* a write waits for a free slot */
+	bool al_txn_wanted;	/* the metadata worker has a transaction to write */
+	unsigned int al_all_inflight;	/* writes let through by "every extent" */
+	u64 al_all_max_seq;	/* the newest record of those writes */
+	bool failure_recorded;	/* after a log failure, a superblock saying so was written (or tried) */
+};
+
+/* An extent of the activity log, in core. */
+enum hrl_al_state {
+	HRL_AL_FREE,		/* the slot is unused */
+	HRL_AL_ADDING,		/* a write waits for it: the next transaction lists it */
+	HRL_AL_COMMITTING,	/* listed by the transaction being written */
+	HRL_AL_ACTIVE,		/* listed on disk: writes to it may go */
+	HRL_AL_LEAVING,		/* the transaction being written drops it: writes to it wait */
+};
+
+struct hrl_al_slot {
+	u64 extent;
+	u64 last_use;		/* hc->al_clock at its last write: the oldest leaves first */
+	u64 max_seq;		/* the newest record of a write to it: it leaves once all below completed */
+	unsigned int inflight;	/* writes to it not complete */
+	enum hrl_al_state state;
 };
 
 /* Per-bio state: one write, its copy and its two (or three) child bios. */
@@ -190,6 +226,9 @@ struct hrl_io {
 	unsigned int nr_pages;
 	u64 payload_csum;
 	atomic_t pending;
+	u64 al_first, al_last;	/* the extents it holds, when al_held */
+	bool al_held;
+	bool al_under_all;	/* admitted while the activity log lists every extent */
 	bool to_meta;		/* an empty flush in bitmap mode: the metadata worker has it */
 	blk_status_t data_status;
 	blk_status_t log_status;
@@ -328,6 +367,24 @@ static int hrl_log_io(struct hrl_c *hc, blk_opf_t opf, void *buf, u64 offset, u6
 
 /* ---- superblock ------------------------------------------------------- */
 
+/* The activity log's place and size: between the bitmaps and the ring, or none at all. */
+static int hrl_check_al_geometry(const struct hrl_superblock *sb)
+{
+	u64 al_offset = le64_to_cpu(sb->al_offset);
+	u32 shift = le32_to_cpu(sb->al_extent_shift), extents = le32_to_cpu(sb->al_extents);
+	u64 bitmaps_end = le64_to_cpu(sb->resync_offset) + le64_to_cpu(sb->bitmap_bytes);
+
+	if (!al_offset)
+		return shift || extents ? -EINVAL : 0;
+	if (al_offset > (1ULL << 56) || al_offset < bitmaps_end || al_offset % HRL_LOG_BLOCK ||
+	    al_offset + HRL_AL_SLOTS * HRL_LOG_BLOCK > le64_to_cpu(sb->ring_offset) ||
+	    shift < HRL_AL_MIN_EXTENT_SHIFT || shift > HRL_AL_MAX_EXTENT_SHIFT ||
+	    !extents || extents > HRL_AL_MAX_EXTENTS ||
+	    ((le64_to_cpu(sb->data_sectors) << SECTOR_SHIFT) - 1) >> shift > U32_MAX)
+		return -EINVAL;
+	return 0;
+}
+
 static int hrl_check_sb(const struct hrl_superblock *sb, char **why)
 {
 	u64 data_sectors = le64_to_cpu(sb->data_sectors);
@@ -366,6 +423,9 @@ static int hrl_check_sb(const struct hrl_superblock *sb, char **why)
 	    head_off >= ring_bytes || head_off % HRL_SECTOR_SIZE ||
 	    !tail_seq || tail_seq > head_seq ||
 	    (tail_seq == head_seq && tail_off != head_off))
+		return -EINVAL;
+	*why = "inconsistent activity log geometry";
+	if (hrl_check_al_geometry(sb))
 		return -EINVAL;
 	return 0;
 }
@@ -447,6 +507,11 @@ static int hrl_write_sb(struct hrl_c *hc, const struct hrl_sb_state *st, bool cl
 	sb->resync_bits = cpu_to_le64(bitmap_weight(hc->resync, hc->nr_bits));
 	sb->created_ns = cpu_to_le64(hc->created_ns);
 	sb->updated_ns = cpu_to_le64(hrl_now_ns());
+	sb->al_offset = cpu_to_le64(hc->al_offset);
+	if (hc->al_offset) {
+		sb->al_extent_shift = cpu_to_le32(hc->al_shift + SECTOR_SHIFT);
+		sb->al_extents = cpu_to_le32(hc->al_slots);
+	}
 	sb->flags = cpu_to_le32(st->flags | (clean ? HRL_SB_CLEAN : 0));
 	sb->resync_reason = cpu_to_le32(st->reason);
 	sb->resync_take_seq = cpu_to_le64(st->take_seq);
@@ -741,6 +806,170 @@ static void hrl_flush_worker(struct work_struct *work)
 	submit_bio(bio);
 }
 
+/* ---- the activity log -------------------------------------------------- */
+
+/* A write of up to 512 KiB holds at most this many extents; a larger span (a discard) holds "every extent". */
+#define HRL_AL_IO_EXTENTS	16U
+
+static struct hrl_al_slot *hrl_al_find(struct hrl_c *hc, u64 extent)
+{
+	u32 i;
+
+	lockdep_assert_held(&hc->lock);
+	for (i = 0; i < hc->al_slots; i++)
+		if (hc->al[i].state != HRL_AL_FREE && hc->al[i].extent == extent)
+			return &hc->al[i];
+	return NULL;
+}
+
+static u32 hrl_al_free_slots(struct hrl_c *hc)
+{
+	u32 i, n = 0;
+
+	lockdep_assert_held(&hc->lock);
+	for (i = 0; i < hc->al_slots; i++)
+		n += hc->al[i].state == HRL_AL_FREE;
+	return n;
+}
+
+static struct hrl_al_slot *hrl_al_free_slot(struct hrl_c *hc)
+{
+	u32 i;
+
+	lockdep_assert_held(&hc->lock);
+	for (i = 0; i < hc->al_slots; i++)
+		if (hc->al[i].state == HRL_AL_FREE)
+			return &hc->al[i];
+	return NULL;
+}
+
+/*
+ * The listed extent written longest ago that may leave, or NULL: no write to
+ * it in flight, and every record up to its newest completed (the block's
+ * preflush then makes them durable: no hole before them can drop one).
+ */
+static struct hrl_al_slot *hrl_al_victim(struct hrl_c *hc)
+{
+	struct hrl_al_slot *victim = NULL;
+	u32 i;
+
+	lockdep_assert_held(&hc->lock);
+	for (i = 0; i < hc->al_slots; i++) {
+		struct hrl_al_slot *slot = &hc->al[i];
+
+		if (slot->state == HRL_AL_ACTIVE && !slot->inflight && slot->max_seq < hc->done.seq &&
+		    (!victim || slot->last_use < victim->last_use))
+			victim = slot;
+	}
+	return victim;
+}
+
+/*
+ * Whether the write may go: its extents are listed on disk (or the block on
+ * disk lists every extent). If not, asks the metadata worker for them and
+ * returns false: the write waits. A write that goes holds its extents until
+ * it completes.
+ */
+static bool hrl_al_admit(struct hrl_c *hc, struct hrl_io *io)
+{
+	struct hrl_al_slot *slot;
+	bool listed = true;
+	u64 first, last, e;
+	u32 missing = 0;
+
+	lockdep_assert_held(&hc->lock);
+	if (!hc->al_slots || !io->nr_sectors || (hc->log_failed && hc->failure_recorded))
+		return true;	/* nothing to cover, or the log says the whole device is resynced */
+	if (hc->al_all) {
+		hc->al_all_inflight++;
+		io->al_under_all = true;
+		return true;
+	}
+	first = io->sector >> hc->al_shift;
+	last = (io->sector + io->nr_sectors - 1) >> hc->al_shift;
+	if (last - first >= min(HRL_AL_IO_EXTENTS, hc->al_slots)) {
+		hc->al_want_all = true;
+		hc->al_txn_wanted = true;
+		return false;
+	}
+	for (e = first; e <= last; e++) {
+		slot = hrl_al_find(hc, e);
+		if (slot && slot->state == HRL_AL_ACTIVE)
+			continue;
+		listed = false;
+		if (!slot)
+			missing++;
+	}
+	/* All its new extents get slots, or none do: a write never hoards part of what it needs. */
+	if (missing && hrl_al_free_slots(hc) < missing) {
+		hc->al_want_room = true;
+		missing = 0;
+	}
+	for (e = first; missing && e <= last; e++) {
+		if (hrl_al_find(hc, e))
+			continue;
+		slot = hrl_al_free_slot(hc);
+		slot->extent = e;
+		slot->inflight = 0;
+		slot->max_seq = 0;
+		slot->last_use = ++hc->al_clock;	/* the newest: not the next to leave */
+		slot->state = HRL_AL_ADDING;
+	}
+	if (!listed) {
+		hc->al_txn_wanted = true;
+		return false;
+	}
+	for (e = first; e <= last; e++) {
+		slot = hrl_al_find(hc, e);
+		slot->inflight++;
+		slot->last_use = ++hc->al_clock;
+	}
+	io->al_first = first;
+	io->al_last = last;
+	io->al_held = true;
+	return true;
+}
+
+/* The write has its sequence number: its extents leave only once that record completed. */
+static void hrl_al_placed(struct hrl_c *hc, struct hrl_io *io)
+{
+	u64 e;
+
+	lockdep_assert_held(&hc->lock);
+	if (io->al_under_all)
+		hc->al_all_max_seq = max(hc->al_all_max_seq, io->seq);
+	if (io->al_held)
+		for (e = io->al_first; e <= io->al_last; e++) {
+			struct hrl_al_slot *slot = hrl_al_find(hc, e);
+
+			slot->max_seq = max(slot->max_seq, io->seq);
+		}
+}
+
+/* The write completed: its extents may leave. Returns whether a transaction is now worth running. */
+static bool hrl_al_release(struct hrl_c *hc, struct hrl_io *io)
+{
+	bool kick = false;
+	u64 e;
+
+	lockdep_assert_held(&hc->lock);
+	if (io->al_under_all)
+		hc->al_all_inflight--;
+	if (hc->al_all && !hc->al_all_inflight && !hc->al_want_all) {
+		hc->al_txn_wanted = true;	/* back from "every extent" to a list, once its records completed */
+		kick = true;
+	}
+	if (io->al_held) {
+		for (e = io->al_first; e <= io->al_last; e++)
+			hrl_al_find(hc, e)->inflight--;
+		if (hc->al_want_room) {
+			hc->al_txn_wanted = true;
+			kick = true;
+		}
+	}
+	return kick;
+}
+
 /* ---- the write path --------------------------------------------------- */
 
 static void hrl_free_io_pages(struct hrl_io *io)
@@ -1027,9 +1256,14 @@ static bool hrl_try_start(struct hrl_c *hc, struct hrl_io *io, struct list_head 
 		*notify |= HRL_NOTIFY_FLUSH;
 		return false;
 	}
+	if (!hrl_al_admit(hc, io)) {
+		*notify |= HRL_NOTIFY_META;
+		return false;
+	}
 	*notify |= hrl_place(hc, io);
 	if (io->to_meta)
 		return true;
+	hrl_al_placed(hc, io);
 	hc->ios_inflight++;
 	list_add_tail(&io->node, &hc->inflight);
 	return true;
@@ -1040,11 +1274,12 @@ static void hrl_io_done(struct hrl_io *io)
 {
 	struct hrl_c *hc = io->hc;
 	unsigned long irqflags;
-	bool wake, broke = false, flush = false, want_flush = false;
+	bool wake, broke = false, flush = false, want_flush = false, al_kick;
 
 	spin_lock_irqsave(&hc->lock, irqflags);
 	list_del(&io->node);
 	hc->ios_inflight--;
+	al_kick = hrl_al_release(hc, io);
 	if (!io->seq)
 		hc->bitmap_inflight--;
 	if (io->log_status && io->seq) {
@@ -1073,7 +1308,7 @@ static void hrl_io_done(struct hrl_io *io)
 
 	if (broke)
 		DMERR("log write failed at seq %llu: bitmap mode, resync required", io->seq);
-	if (io->log_status)
+	if (io->log_status || al_kick)
 		queue_work(hc->meta_wq, &hc->meta_work);
 	if (io->data_status || io->log_status)
 		queue_work(hc->io_wq, &hc->event_work);	/* dirty blocks to resync */
@@ -1192,6 +1427,28 @@ static int hrl_rpc(struct hrl_c *hc, struct hrl_rpc *rpc)
 }
 
 /*
+ * The dirty bitmap's changed pages, then the superblock that carries the
+ * area's checksum, with a preflush: bits set before it are durable after it.
+ */
+static int hrl_persist_dirty(struct hrl_c *hc)
+{
+	struct hrl_sb_state st;
+	u64 csum, old = hc->disk_dirty_csum;
+	int r;
+
+	lockdep_assert_held(&hc->meta_lock);
+	r = hrl_write_dirty_pages(hc, false, &csum);
+	if (r)
+		return r;
+	hc->disk_dirty_csum = csum;
+	hrl_sb_now(hc, &st);
+	r = hrl_write_sb(hc, &st, false, true);
+	if (r)
+		hc->disk_dirty_csum = old;
+	return r;
+}
+
+/*
  * Empty flushes in bitmap mode: the dirty bitmap's changed pages and the
  * superblock that carries their checksum, then a flush of the data device.
  * The bitmap never fails the flush: if it cannot be written the whole device
@@ -1199,20 +1456,11 @@ static int hrl_rpc(struct hrl_c *hc, struct hrl_rpc *rpc)
  */
 static void hrl_flush_in_bitmap_mode(struct hrl_c *hc, struct bio_list *bios)
 {
-	struct hrl_sb_state st;
 	struct bio *bio;
-	u64 csum, old = hc->disk_dirty_csum;
 	int r;
 
 	lockdep_assert_held(&hc->meta_lock);
-	r = hrl_write_dirty_pages(hc, false, &csum);
-	if (!r) {
-		hc->disk_dirty_csum = csum;
-		hrl_sb_now(hc, &st);
-		r = hrl_write_sb(hc, &st, false, true);
-		if (r)
-			hc->disk_dirty_csum = old;
-	}
+	r = hrl_persist_dirty(hc);
 	if (r) {
 		spin_lock_irq(&hc->lock);
 		hrl_log_broken(hc);
@@ -1226,6 +1474,155 @@ static void hrl_flush_in_bitmap_mode(struct hrl_c *hc, struct bio_list *bios)
 	}
 }
 
+static bool hrl_dirty_pages_changed(struct hrl_c *hc)
+{
+	bool changed;
+
+	spin_lock_irq(&hc->lock);
+	changed = !bitmap_empty(hc->dirty_pages, hc->nr_bm_pages);
+	spin_unlock_irq(&hc->lock);
+	return changed;
+}
+
+/* Writes the activity log block the worker filled in, with PREFLUSH and FUA. */
+static int hrl_al_write(struct hrl_c *hc, u64 seq, bool all, u32 count)
+{
+	struct hrl_al_block *b = hc->al_buf;
+
+	lockdep_assert_held(&hc->meta_lock);
+	b->magic = cpu_to_le64(HRL_AL_MAGIC);
+	b->seq = cpu_to_le64(seq);
+	b->count = cpu_to_le32(all ? HRL_AL_ALL : count);
+	b->reserved = 0;
+	b->csum = cpu_to_le64(xxh64(b, HRL_AL_CSUM_BYTES, hc->seed));
+	return hrl_log_io(hc, REQ_OP_WRITE | REQ_PREFLUSH | REQ_FUA, b,
+			  hc->al_offset + (seq % HRL_AL_SLOTS) * HRL_LOG_BLOCK, HRL_LOG_BLOCK);
+}
+
+/*
+ * Picks the extents that leave (the oldest without writes in flight, an
+ * eighth of the slots at a time, when a write waits for a slot) and fills the
+ * block with the extents that stay and those that come. Returns whether the
+ * list shrinks, or leaves "every extent".
+ */
+static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed, bool *left_all)
+{
+	struct hrl_al_block *b = hc->al_buf;
+	struct hrl_al_slot *victim;
+	u32 i, victims = 0;
+	bool leave_all;
+
+	lockdep_assert_held(&hc->lock);
+	hc->al_txn_wanted = false;
+	while (hc->al_want_room && victims < max(1U, hc->al_slots / 8) && (victim = hrl_al_victim(hc))) {
+		victim->state = HRL_AL_LEAVING;
+		victims++;
+	}
+	if (victims)
+		hc->al_want_room = false;
+	leave_all = hc->al_all && !hc->al_want_all && !hc->al_all_inflight && hc->al_all_max_seq < hc->done.seq;
+	*all = hc->al_want_all || (hc->al_all && !leave_all);
+	hc->al_want_all = false;
+	if (leave_all)
+		hc->al_all = false;	/* writes from now on wait for their extents */
+	*left_all = leave_all;
+	*count = 0;
+	*changed = victims || *all != hc->al_all;
+	for (i = 0; i < hc->al_slots; i++) {
+		struct hrl_al_slot *slot = &hc->al[i];
+
+		if (slot->state == HRL_AL_ADDING) {
+			slot->state = HRL_AL_COMMITTING;
+			*changed = true;
+		}
+		if (slot->state == HRL_AL_ACTIVE || slot->state == HRL_AL_COMMITTING)
+			b->extents[(*count)++] = cpu_to_le32(slot->extent);
+	}
+	return victims || leave_all;
+}
+
+/*
+ * One transaction of the activity log. Extents come in by the write of the
+ * new block alone. Before an extent leaves, every write to it is made
+ * durable: the data device is flushed, the dirty bitmap written in bitmap
+ * mode, and the block's preflush covers the records. In-core state follows
+ * the write; a failed write is a failed log (the whole device is resynced).
+ */
+static void hrl_al_commit(struct hrl_c *hc)
+{
+	bool shrinks, all, changed, left_all;
+	u32 i, count;
+	u64 seq;
+	int r = 0;
+
+	lockdep_assert_held(&hc->meta_lock);
+	memset(hc->al_buf, 0, HRL_LOG_BLOCK);
+	spin_lock_irq(&hc->lock);
+	shrinks = hrl_al_prepare(hc, &all, &count, &changed, &left_all);
+	seq = hc->al_seq + 1;
+	spin_unlock_irq(&hc->lock);
+	if (!changed)
+		return;
+	if (shrinks) {
+		r = blkdev_issue_flush(hc->data_dev->bdev);
+		if (r)
+			DMERR("%s: flush before the activity log shrinks failed (%d)", hc->data_dev->name, r);
+		/* bits of writes in bitmap mode, or of failed writes: durable before their extent leaves */
+		if (!r && hrl_dirty_pages_changed(hc))
+			r = hrl_persist_dirty(hc);
+	}
+	if (!r)
+		r = hrl_al_write(hc, seq, all, count);
+	spin_lock_irq(&hc->lock);
+	for (i = 0; i < hc->al_slots; i++) {
+		struct hrl_al_slot *slot = &hc->al[i];
+
+		if (slot->state == HRL_AL_COMMITTING)
+			slot->state = r ? HRL_AL_FREE : HRL_AL_ACTIVE;
+		else if (slot->state == HRL_AL_LEAVING)
+			slot->state = r ? HRL_AL_ACTIVE : HRL_AL_FREE;
+	}
+	if (r) {
+		hrl_log_broken(hc);	/* writes go on once that is on disk: the whole device is resynced */
+		hc->al_all = hc->al_all || left_all;	/* the block on disk still lists every extent */
+	} else {
+		hc->al_seq = seq;
+		hc->al_all = all;
+	}
+	spin_unlock_irq(&hc->lock);
+	if (r) {
+		DMERR("%s: activity log transaction failed (%d): bitmap mode, resync required", hc->log_dev->name, r);
+		queue_work(hc->io_wq, &hc->event_work);
+	}
+	queue_work(hc->io_wq, &hc->deferred_work);	/* the writes that waited */
+}
+
+/*
+ * The log failed a write: once a superblock saying the whole device needs a
+ * resync has been written with a preflush (or the log refused that too),
+ * writes stop waiting for the activity log, which may not take them.
+ */
+static void hrl_record_failure(struct hrl_c *hc)
+{
+	struct hrl_sb_state st;
+	bool newly;
+
+	lockdep_assert_held(&hc->meta_lock);
+	spin_lock_irq(&hc->lock);
+	newly = hc->log_failed && !hc->failure_recorded && hc->active;
+	spin_unlock_irq(&hc->lock);
+	if (!newly)
+		return;
+	hrl_sb_now(hc, &st);
+	if (hrl_write_sb(hc, &st, false, true))
+		DMERR("%s: the log takes no superblock either: a crash now may load without resync-required",
+		      hc->log_dev->name);
+	spin_lock_irq(&hc->lock);
+	hc->failure_recorded = true;
+	spin_unlock_irq(&hc->lock);
+	queue_work(hc->io_wq, &hc->deferred_work);
+}
+
 static void hrl_meta_worker(struct work_struct *work)
 {
 	struct hrl_c *hc = container_of(work, struct hrl_c, meta_work);
@@ -1234,7 +1631,7 @@ static void hrl_meta_worker(struct work_struct *work)
 	struct hrl_sb_state st;
 	struct bio_list bios;
 	LIST_HEAD(rpcs);
-	bool stale;
+	bool stale, al_txn;
 
 	mutex_lock(&hc->meta_lock);
 	spin_lock_irq(&hc->lock);
@@ -1252,6 +1649,12 @@ static void hrl_meta_worker(struct work_struct *work)
 		hrl_flush_in_bitmap_mode(hc, &bios);
 
 	spin_lock_irq(&hc->lock);
+	al_txn = hc->al_txn_wanted && hc->active;
+	spin_unlock_irq(&hc->lock);
+	if (al_txn)
+		hrl_al_commit(hc);
+
+	spin_lock_irq(&hc->lock);
 	stale = hc->sb_stale && hc->active;
 	hc->sb_stale = false;
 	spin_unlock_irq(&hc->lock);
@@ -1263,6 +1666,7 @@ static void hrl_meta_worker(struct work_struct *work)
 			spin_unlock_irq(&hc->lock);
 		}
 	}
+	hrl_record_failure(hc);
 	mutex_unlock(&hc->meta_lock);
 	memalloc_noio_restore(noio);
 }
@@ -1429,11 +1833,82 @@ static int hrl_zero_past_head(struct hrl_c *hc)
 	return r;
 }
 
+/*
+ * Reads activity log block i into the worker's buffer: 1 when valid, 0 when
+ * not (torn, never written), an error when it could not be read (then its
+ * contents are unknown, not absent).
+ */
+static int hrl_al_read_block(struct hrl_c *hc, u32 i)
+{
+	struct hrl_al_block *b = hc->al_buf;
+	u32 count;
+	int r;
+
+	r = hrl_log_io(hc, REQ_OP_READ, b, hc->al_offset + i * HRL_LOG_BLOCK, HRL_LOG_BLOCK);
+	if (r)
+		return r;
+	if (le64_to_cpu(b->magic) != HRL_AL_MAGIC || le64_to_cpu(b->csum) != xxh64(b, HRL_AL_CSUM_BYTES, hc->seed))
+		return 0;
+	count = le32_to_cpu(b->count);
+	return count == HRL_AL_ALL || count <= hc->al_slots;
+}
+
+/*
+ * The activity log at load: the in-core list starts empty, numbered after
+ * the newest block on disk. After an unclean shutdown the extents that block
+ * lists are marked dirty: they are all that may differ beyond the log's
+ * records. Returns false when the block cannot say (none valid, or "every
+ * extent"): then the whole device is.
+ */
+static bool hrl_al_load(struct hrl_c *hc, bool unclean)
+{
+	struct hrl_al_block *b = hc->al_buf;
+	u64 seq, best_seq = 0;
+	u32 i, count, best = HRL_AL_SLOTS;
+	bool unreadable = false;
+	int r;
+
+	lockdep_assert_held(&hc->meta_lock);
+	memset(hc->al, 0, hc->al_slots * sizeof(*hc->al));
+	hc->al_all = hc->al_want_all = hc->al_want_room = hc->al_txn_wanted = false;
+	hc->al_all_inflight = 0;
+	hc->al_all_max_seq = 0;
+	for (i = 0; i < HRL_AL_SLOTS; i++) {
+		r = hrl_al_read_block(hc, i);
+		unreadable |= r < 0;
+		if (r <= 0)
+			continue;
+		seq = le64_to_cpu(b->seq);
+		if (best == HRL_AL_SLOTS || seq > best_seq) {
+			best = i;
+			best_seq = seq;
+		}
+	}
+	hc->al_seq = best_seq;
+	if (!unclean)
+		return true;
+	if (unreadable || best == HRL_AL_SLOTS || hrl_al_read_block(hc, best) != 1)
+		return false;
+	count = le32_to_cpu(b->count);
+	if (count == HRL_AL_ALL)
+		return false;
+	spin_lock_irq(&hc->lock);
+	for (i = 0; i < count; i++) {
+		u64 sector = (u64)le32_to_cpu(b->extents[i]) << hc->al_shift;
+
+		if (sector < hc->data_sectors)
+			hrl_mark_dirty(hc, sector, min_t(u64, 1ULL << hc->al_shift, hc->data_sectors - sector));
+	}
+	spin_unlock_irq(&hc->lock);
+	DMINFO("%s: unclean shutdown: the %u extents of the activity log are resynced", hc->log_dev->name, count);
+	return true;
+}
+
 /* Reads the whole state back from the log device. */
 static int hrl_load(struct hrl_c *hc)
 {
 	struct hrl_superblock *sb = hc->sb_buf;
-	bool unclean, bitmap_lost, corrupt = false;
+	bool unclean, bitmap_lost, al_covers, corrupt = false;
 	char *why = "";
 	int r;
 
@@ -1446,7 +1921,9 @@ static int hrl_load(struct hrl_c *hc)
 	}
 	if (memcmp(sb->uuid, hc->uuid, sizeof(hc->uuid)) ||
 	    le64_to_cpu(sb->ring_bytes) != hc->ring_bytes ||
-	    le64_to_cpu(sb->data_sectors) != hc->data_sectors) {
+	    le64_to_cpu(sb->data_sectors) != hc->data_sectors ||
+	    le64_to_cpu(sb->ring_offset) != hc->ring_offset || le64_to_cpu(sb->al_offset) != hc->al_offset ||
+	    le32_to_cpu(sb->al_extents) != hc->al_slots) {
 		DMERR("%s: the log was formatted again since the table was loaded", hc->log_dev->name);
 		return -EINVAL;
 	}
@@ -1469,8 +1946,9 @@ static int hrl_load(struct hrl_c *hc)
 		memset(hc->resync, 0, hc->bitmap_bytes);
 	}
 	memcpy(hc->dirty, hc->dirty_disk, hc->bitmap_bytes);
-	hc->dirty_any = !bitmap_empty(hc->dirty, hc->nr_bits);	/* suspended: nothing else looks */
 	bitmap_fill(hc->dirty_pages, hc->nr_bm_pages);	/* written again with the first commit */
+	al_covers = hc->al_slots && hrl_al_load(hc, unclean);
+	hc->dirty_any = !bitmap_empty(hc->dirty, hc->nr_bits);	/* suspended: nothing else looks */
 	r = hrl_scan_ring(hc, le64_to_cpu(sb->head_seq), &corrupt);
 	if (r)
 		return r;
@@ -1480,8 +1958,10 @@ static int hrl_load(struct hrl_c *hc)
 			return r;
 	}
 	spin_lock_irq(&hc->lock);
-	if (unclean)
+	if (unclean && !al_covers)
 		hrl_set_resync_required(hc, HRL_REASON_UNCLEAN_SHUTDOWN);
+	else if (unclean && !(hc->flags & HRL_SB_RESYNC_REQUIRED))
+		hc->reason = HRL_REASON_UNCLEAN_SHUTDOWN;	/* the extents of the activity log are dirty */
 	if (bitmap_lost)
 		hrl_set_resync_required(hc, HRL_REASON_BITMAP_LOST);
 	if (corrupt)
@@ -1510,6 +1990,7 @@ static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 	spin_lock_irq(&hc->lock);
 	hc->quiescing = false;
 	hc->log_failed = false;	/* a new load: the log device answers again */
+	hc->failure_recorded = false;
 	spin_unlock_irq(&hc->lock);
 	return r;
 }
@@ -1748,6 +2229,8 @@ static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 	if (required && st.flags & HRL_SB_RESYNC_REQUIRED) {
 		st.flags &= ~HRL_SB_RESYNC_REQUIRED;
 		st.reason = hrl_reason_once_covered(hc, st.flags);
+	} else if (!(st.flags & HRL_SB_RESYNC_REQUIRED) && st.reason == HRL_REASON_UNCLEAN_SHUTDOWN) {
+		st.reason = hrl_reason_once_covered(hc, st.flags);	/* its extents are in the pass */
 	}
 	r = hrl_commit(hc, &st, false);
 	spin_lock_irq(&hc->lock);
@@ -1758,6 +2241,8 @@ static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 		hc->take_seq = take_seq;
 		if (required && hc->required_gen == gen) {	/* not required again since: covered */
 			hc->flags &= ~HRL_SB_RESYNC_REQUIRED;
+			hc->reason = st.reason;
+		} else if (!(hc->flags & HRL_SB_RESYNC_REQUIRED) && hc->reason == HRL_REASON_UNCLEAN_SHUTDOWN) {
 			hc->reason = st.reason;
 		}
 	}
@@ -1941,6 +2426,8 @@ static void hrl_free(struct hrl_c *hc)
 	kvfree(hc->dirty_pages);
 	kvfree(hc->resync);
 	kfree(hc->sb_buf);
+	kvfree(hc->al);
+	kfree(hc->al_buf);
 	if (hc->io_client)
 		dm_io_client_destroy(hc->io_client);
 	if (hc->log_dev)
@@ -1982,10 +2469,15 @@ static int hrl_ctr_geometry(struct dm_target *ti, struct hrl_c *hc)
 	hc->nr_bits = hrl_bitmap_bits(hc->data_sectors, hc->bitmap_block);
 	hc->nr_slots = hc->ring_bytes >> SECTOR_SHIFT;
 	hc->nr_bm_pages = hc->bitmap_bytes / PAGE_SIZE;
+	hc->al_offset = le64_to_cpu(sb->al_offset);
+	hc->al_slots = le32_to_cpu(sb->al_extents);
+	hc->al_shift = hc->al_offset ? le32_to_cpu(sb->al_extent_shift) - SECTOR_SHIFT : 0;
 
 	r = -EINVAL;
 	if (hc->max_payload > HRL_LOAD_MAX_PAYLOAD) {
 		ti->error = "the log's maximum record payload is over 16 MiB";
+	} else if (hc->al_offset && (hc->data_sectors - 1) >> hc->al_shift > U32_MAX) {
+		ti->error = "the activity log's extents are too small for the data device";
 	} else if (hc->nr_bits > INT_MAX) {
 		ti->error = "the dirty bitmap would have 2^31 bits or more: format the log with a larger bitmap block";
 	} else if (hc->data_sectors != ti->len) {
@@ -2017,6 +2509,14 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 	hc->spans = kvcalloc(hc->nr_slots, sizeof(*hc->spans), GFP_KERNEL);
 	hc->done_slots = kvcalloc(BITS_TO_LONGS(hc->nr_slots), sizeof(long), GFP_KERNEL);
 	hc->sb_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
+	if (hc->al_slots) {
+		hc->al = kvcalloc(hc->al_slots, sizeof(*hc->al), GFP_KERNEL);
+		hc->al_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
+		if (!hc->al || !hc->al_buf) {
+			ti->error = "out of memory";
+			return -ENOMEM;
+		}
+	}
 	hc->page_pool = mempool_create_page_pool(HRL_POOL_PAGES, 0);
 	hc->io_wq = alloc_workqueue("dm-hrl-io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	hc->meta_wq = alloc_ordered_workqueue("dm-hrl-meta", WQ_MEM_RECLAIM);
@@ -2131,7 +2631,7 @@ static void hrl_dtr(struct dm_target *ti)
 
 static struct target_type hrl_target = {
 	.name = "hrl",
-	.version = {1, 1, 0},
+	.version = {1, 2, 0},
 	.module = THIS_MODULE,
 	.ctr = hrl_ctr,
 	.dtr = hrl_dtr,

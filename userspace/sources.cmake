@@ -8,6 +8,7 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/superblock.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/record.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/dirty_bitmap.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/log/activity_log.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/format_log.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/log_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/log/log_writer.cpp

@@ -16,6 +16,7 @@
  *   HRL_LOG_BLOCK     superblock slot 1   (HRL_LOG_BLOCK bytes)
  *   bitmap_offset     dirty bitmap        (bitmap_bytes, live tracking)
  *   resync_offset     resync bitmap       (bitmap_bytes, taken for a resync)
+ *   al_offset         activity log        (HRL_AL_SLOTS blocks; al_offset 0: none)
  *   ring_offset       ring of records     (ring_bytes)
  */
 #ifndef HRL_LOG_FORMAT_H
@@ -120,12 +121,48 @@ struct hrl_superblock {
 	__le64 resync_csum;		/* 176 xxh64 of the resync bitmap area */
 	__le64 created_ns;		/* 184 CLOCK_REALTIME at format */
 	__le64 updated_ns;		/* 192 CLOCK_REALTIME at this write */
-	__u8   reserved[304];		/* 200 zero */
+	__le64 al_offset;		/* 200 byte offset of the activity log; 0: the log has none */
+	__le32 al_extent_shift;		/* 208 log2 of the bytes of data an extent covers */
+	__le32 al_extents;		/* 212 extents the activity log lists at most */
+	__u8   reserved[288];		/* 216 zero */
 	__le64 csum;			/* 504 xxh64 of bytes [0, 504) */
 };
 
 #define HRL_SB_STRUCT_SIZE      512U
 #define HRL_SB_CSUM_BYTES       504U
+
+/* ---- activity log ------------------------------------------------------ */
+
+/*
+ * The extents of the data device that may hold writes the log does not make
+ * durable yet: a write is issued only once its extents are listed, and an
+ * extent leaves the list only after a flush of the data device, of the log
+ * (and, in bitmap mode, the bitmap's write) made every write to it durable.
+ * After an unclean shutdown the listed extents are what may differ from the
+ * replica beyond the log's records: they are resynced, not the whole device.
+ *
+ * HRL_AL_SLOTS blocks, written alternately (block seq % HRL_AL_SLOTS) with
+ * PREFLUSH and FUA; a reader takes the valid block with the higher seq. No
+ * valid block, or count == HRL_AL_ALL, means every extent.
+ */
+#define HRL_AL_MAGIC            0x31304c412d4c5248ULL	/* bytes "HRL-AL01" */
+#define HRL_AL_SLOTS            2U
+#define HRL_AL_ALL              0xffffffffU
+#define HRL_AL_MAX_EXTENTS      1016U	/* what one block holds */
+#define HRL_AL_CSUM_BYTES       (HRL_LOG_BLOCK - 8U)
+#define HRL_DEFAULT_AL_EXTENTS  256U
+#define HRL_DEFAULT_AL_EXTENT_SHIFT 22U	/* 4 MiB */
+#define HRL_AL_MIN_EXTENT_SHIFT 16U
+#define HRL_AL_MAX_EXTENT_SHIFT 40U
+
+struct hrl_al_block {
+	__le64 magic;			/*    0 HRL_AL_MAGIC */
+	__le64 seq;			/*    8 +1 per transaction */
+	__le32 count;			/*   16 extents listed, or HRL_AL_ALL */
+	__le32 reserved;		/*   20 zero */
+	__le32 extents[HRL_AL_MAX_EXTENTS];	/* 24 extent numbers (byte offset >> al_extent_shift) */
+	__le64 csum;			/* 4088 xxh64 of bytes [0, 4088) */
+};
 
 /* ---- ring records ------------------------------------------------------ */
 
@@ -176,7 +213,8 @@ HRL_CHECK_OFFSET(hrl_superblock, tail_seq, 104);
 HRL_CHECK_OFFSET(hrl_superblock, head_offset, 128);
 HRL_CHECK_OFFSET(hrl_superblock, resync_reason, 136);
 HRL_CHECK_OFFSET(hrl_superblock, updated_ns, 192);
-HRL_CHECK_OFFSET(hrl_superblock, reserved, 200);
+HRL_CHECK_OFFSET(hrl_superblock, al_offset, 200);
+HRL_CHECK_OFFSET(hrl_superblock, reserved, 216);
 HRL_CHECK_OFFSET(hrl_superblock, csum, HRL_SB_CSUM_BYTES);
 
 static_assert(sizeof(struct hrl_record_header) == HRL_RECORD_HEADER_SIZE, "record header size");
@@ -185,6 +223,10 @@ HRL_CHECK_OFFSET(hrl_record_header, sector, 24);
 HRL_CHECK_OFFSET(hrl_record_header, payload_bytes, 36);
 HRL_CHECK_OFFSET(hrl_record_header, payload_csum, 48);
 HRL_CHECK_OFFSET(hrl_record_header, header_csum, HRL_RECORD_CSUM_BYTES);
+
+static_assert(sizeof(struct hrl_al_block) == HRL_LOG_BLOCK, "activity log block size");
+HRL_CHECK_OFFSET(hrl_al_block, extents, 24);
+HRL_CHECK_OFFSET(hrl_al_block, csum, HRL_AL_CSUM_BYTES);
 
 static_assert(HRL_SB_STRUCT_SIZE <= HRL_LOG_BLOCK, "superblock fits its slot");
 static_assert(HRL_RECORD_HEADER_SIZE <= HRL_SECTOR_SIZE, "header fits its unit");

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <stdexcept>
+#include <utility>
 
 #include "io/file.h"
 #include "log/format_log.h"
@@ -85,6 +87,27 @@ TEST(Superblock, RejectsImpossibleGeometryEvenWithAGoodChecksum) {
   sb = sample();
   sb.version = 2;
   expect_rejected(sb, "unsupported log format version 2");
+  // the activity log: its count, extent size and place
+  const std::pair<void (*)(Superblock&), const char*> al_cases[] = {
+      {[](Superblock& s) { s.al_extents = HRL_AL_MAX_EXTENTS + 1; }, "bad activity log extent count"},
+      {[](Superblock& s) { s.al_extent_shift = 12; }, "bad activity log extent size"},
+      {[](Superblock& s) { s.al_offset = s.ring_offset; }, "bad ring offset"},
+      {[](Superblock& s) { s.al_offset = 0; }, "activity log fields without an activity log"},
+  };
+  for (auto [change, what] : al_cases) {
+    sb = sample();
+    change(sb);
+    expect_rejected(sb, what);
+  }
+}
+
+TEST(Superblock, ActivityLogExtentNumbersFitIn32Bits) {
+  try {  // 512 TiB in 64 KiB extents
+    make_layout(1ull << 40, 1ull << 40, 1 << 20, 1 << 20, 1 << 16, 16, 16);
+    ADD_FAILURE() << "a layout whose extent numbers overflow was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("too small for the data device"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Superblock, FormatRoundTrip) {

@@ -233,8 +233,8 @@ def make_images(rng, work, data_mib=64, log_mib=64, ring=None, spare_mib=8, rand
     return data, log, spare
 
 
-def format_log(build, log, data, ring=None):
-    args = ["format", log, "--data", data, "--assume-in-sync"]
+def format_log(build, log, data, *extra, ring=None):
+    args = ["format", log, "--data", data, "--assume-in-sync", *extra]
     if ring:
         args += ["--ring-size", ring]
     hrl_log(build, *args)
@@ -348,7 +348,8 @@ def scenario_overflow(k, build, work, c):
 
 def scenario_crash(k, build, work, c):
     data, log, spare = make_images(c.rng, work, data_mib=32, log_mib=32)
-    format_log(build, log, data)
+    # an activity log of 8 extents of 256 KiB: the crash must resync at most 2 MiB
+    format_log(build, log, data, "--al-extents", "8", "--al-extent-size", "256K")
     console = c.boot("crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW")
     c.console = console
     if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console, "the guest was not killed mid-writes"):
@@ -359,6 +360,10 @@ def scenario_crash(k, build, work, c):
         return
     after = guest_lines(c.console, "STATUS-AFTER-CRASH:")
     c.expect(after and after[0].split()[8] == "unclean-shutdown", f"status after the crash: {after}")
+    if after:
+        mode, dirty = after[0].split()[0], int(after[0].split()[5])
+        c.expect(mode != "resync-required" and 0 < dirty <= 8 * 64,
+                 f"the activity log did not bound the resync: mode {mode}, {dirty} dirty blocks of 4 KiB (at most 512)")
     v = hrl_log(build, "verify", log, check=False)
     c.expect(v.returncode == 0, f"the log after a crash does not verify: {v.stdout}")
 

@@ -1,6 +1,7 @@
 // hrl-log: format, inspect, verify and replay a .hrl log.
 //
-//   hrl-log format LOG --data DEV [--ring-size SIZE] [--bitmap-block SIZE] [--force]
+//   hrl-log format LOG --data DEV [--ring-size SIZE] [--bitmap-block SIZE] [--al-extents N]
+//                      [--al-extent-size SIZE] [--force]
 //   hrl-log dump LOG [--json] [--limit N]
 //   hrl-log verify LOG [--json]
 //   hrl-log replay LOG TARGET [--from-seq N] [--to-seq N | --to-mark NAME]
@@ -10,6 +11,7 @@
 #include <xxhash.h>
 
 #include <CLI/CLI.hpp>
+#include <bit>
 #include <cinttypes>
 #include <cstdio>
 #include <ctime>
@@ -20,6 +22,7 @@
 
 #include "io/file.h"
 #include "io/io_backend.h"
+#include "log/activity_log.h"
 #include "log/format_log.h"
 #include "log/log_reader.h"
 #include "log/record_applier.h"
@@ -73,6 +76,9 @@ json superblock_json(const Superblock& sb) {
               {"dirty_bits", sb.dirty_bits},
               {"resync_bits", sb.resync_bits},
               {"update_seq", sb.update_seq},
+              {"al_offset", sb.al_offset},
+              {"al_extent_bytes", sb.al_offset ? uint64_t{1} << sb.al_extent_shift : 0},
+              {"al_extents", sb.al_extents},
               {"created", iso_time(sb.created_ns)},
               {"updated", iso_time(sb.updated_ns)}};
 }
@@ -145,6 +151,11 @@ int cmd_dump(const std::string& log_path, bool as_json, uint64_t limit, const Lo
   uint64_t n = 0;
   if (as_json) {
     json out{{"superblock", superblock_json(reader.superblock())}, {"records", json::array()}};
+    if (reader.superblock().al_offset) {
+      ActivityLog al = read_activity_log(File::open(log_path, O_RDONLY), reader.superblock());
+      out["activity_log"] = al.all ? json{{"seq", al.seq}, {"all", true}}
+                                   : json{{"seq", al.seq}, {"all", false}, {"extents", al.extents}};
+    }
     while ((limit == 0 || n < limit) && (r = reader.next(rec)).status == ReadStatus::Record) {
       out["records"].push_back(record_json(rec));
       n++;
@@ -292,6 +303,19 @@ int main(int argc, char** argv) {
   format->add_option("--bitmap-block", fopt.bitmap_block, "bytes of data per dirty-bitmap bit")
       ->transform(CLI::AsSizeValue(false));
   format->add_option("--max-payload", fopt.max_payload, "largest record payload")->transform(CLI::AsSizeValue(false));
+  uint64_t al_extent_size = uint64_t{1} << HRL_DEFAULT_AL_EXTENT_SHIFT;
+  format->add_option("--al-extents", fopt.al_extents,
+                     "extents the activity log lists: a crash resyncs at most these (0: no activity log, "
+                     "a crash resyncs the whole device)")
+      ->check(CLI::Range(0u, HRL_AL_MAX_EXTENTS));
+  format->add_option("--al-extent-size", al_extent_size, "bytes of data an activity log extent covers (power of 2)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check([](const std::string& v) -> std::string {
+        uint64_t n = std::stoull(v);
+        if (n < (uint64_t{1} << HRL_AL_MIN_EXTENT_SHIFT) || n > (uint64_t{1} << HRL_AL_MAX_EXTENT_SHIFT) || (n & (n - 1)))
+          return "an extent is a power of two from 64 KiB to 1 TiB";
+        return {};
+      });
   format->add_flag("--force", force, "format over an existing hrl log");
   format->add_flag("--assume-in-sync", fopt.assume_in_sync,
                    "the replica already equals the data device: no initial resync");
@@ -321,7 +345,10 @@ int main(int argc, char** argv) {
   LogReaderOptions opt;
   try {
     opt.backend = parse_io_backend_kind(backend);
-    if (*format) return cmd_format(log_path, data_path, fopt, force);
+    if (*format) {
+      fopt.al_extent_shift = static_cast<uint32_t>(std::countr_zero(al_extent_size));
+      return cmd_format(log_path, data_path, fopt, force);
+    }
     if (*dump) return cmd_dump(log_path, as_json, limit, opt);
     if (*verify) return cmd_verify(log_path, as_json, opt);
     if (*replay) return cmd_replay(log_path, target_path, from_seq, to_seq, to_mark, opt);

@@ -118,11 +118,13 @@ scenario_crash() {
   done
 }
 
-# 5b. The next load after the crash.
+# 5b. The next load after the crash: the host checks what it resyncs.
 scenario_after_crash() {
   create || return 1
   echo "STATUS-AFTER-CRASH: $(status)"
-  [ "$(field 1)" = resync-required ] && [ "$(field 9)" = unclean-shutdown ] || fail "no resync-required (unclean-shutdown)" || return 1
+  # the whole device, or (an activity log) the extents with writes in flight
+  [ "$(field 9)" = unclean-shutdown ] && { [ "$(field 1)" = resync-required ] || [ "$(field 6)" -gt 0 ]; } ||
+    fail "no resync after the crash (unclean-shutdown)" || return 1
   dmsetup remove hrl0
 }
 
@@ -193,23 +195,45 @@ bench_fio() {  # target label, job
 scenario_bench() {
   n=$(sect /dev/vda)
   echo "BENCH-CLOCKSOURCE: $(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
-  for target in linear log-writes hrl; do
+  # dm-hrl's logs (activity log of 256 extents, of 8, none) under dm-linear,
+  # so a crash can be made by failing their writes
+  for d in vdb vdd vde; do
+    echo "0 $(sect /dev/$d) linear /dev/$d 0" | dmsetup create "log-$d" || fail "log-$d" || return 1
+  done
+  for target in linear log-writes hrl hrl-al8 hrl-noal; do
+    log=
     case $target in
       linear) table="0 $n linear /dev/vda 0" ;;
       log-writes) table="0 $n log-writes /dev/vda /dev/vdc" ;;
-      hrl) table="0 $n hrl /dev/vda /dev/vdb" ;;
+      hrl) log=log-vdb ;;
+      hrl-al8) log=log-vdd ;;
+      hrl-noal) log=log-vde ;;
     esac
+    [ -n "$log" ] && table="0 $n hrl /dev/vda /dev/mapper/$log"
     for job in rand seq; do
       echo "$table" | dmsetup create bench || fail "create $target" || return 1
       bench_fio "$target" "$job"
-      [ "$target" = hrl ] && echo "BENCH-STATUS: $(dmsetup status bench)"
+      [ -n "$log" ] && echo "BENCH-STATUS: $(dmsetup status bench)"
       t0=$(cut -d' ' -f1 /proc/uptime)
       dmsetup remove bench  # waits for work the target deferred (log-writes' log kthread)
       echo "BENCH-REMOVE $target $job $(awk -v a="$t0" '{ printf "%.2f", $1 - a }' /proc/uptime)"
       # start each run from an empty log, as dm-log-writes does
-      [ "$target" = hrl ] && dmsetup create ack --table "$table" && \
+      [ -n "$log" ] && dmsetup create ack --table "$table" && \
         dmsetup message ack 0 ack $(( $(dmsetup status ack | cut -d' ' -f5) - 1 )) 2>/dev/null; dmsetup remove ack 2>/dev/null
     done
+    [ -n "$log" ] || continue
+    # A crash under random writes: the log stops taking writes (so the
+    # removal's clean superblock is lost), the next load says what it resyncs.
+    echo "$table" | dmsetup create bench || fail "create $target" || return 1
+    fio --randseed="$SEED" --name=crash --filename=/dev/mapper/bench --direct=1 --ioengine=libaio --rw=randwrite \
+      --bs=4k --iodepth=16 --size=96m --runtime=4 --time_based >/dev/null
+    swap_table "$log" "0 $(sect /dev/mapper/$log) flakey $(dmsetup table $log | cut -d' ' -f4) 0 0 1 1 error_writes" ||
+      fail "fail the log" || return 1
+    dmsetup remove bench
+    swap_table "$log" "0 $(sect /dev/mapper/$log) linear $(dmsetup table $log | cut -d' ' -f4) 0" || fail "restore the log" || return 1
+    echo "$table" | dmsetup create bench || fail "load after the crash" || return 1
+    echo "BENCH-CRASH $target $(dmsetup status bench | cut -d' ' -f4-)"
+    dmsetup remove bench
   done
   return 0
 }

@@ -12,6 +12,10 @@ struct FormatOptions {
   uint64_t ring_bytes = 0;  // 0: all the space after the bitmaps
   uint32_t bitmap_block = HRL_DEFAULT_BITMAP_BLOCK;
   uint32_t max_payload = HRL_DEFAULT_MAX_PAYLOAD;
+  // The activity log: a crash resyncs only these many extents (0: no
+  // activity log, a crash resyncs the whole device).
+  uint32_t al_extents = HRL_DEFAULT_AL_EXTENTS;
+  uint32_t al_extent_shift = HRL_DEFAULT_AL_EXTENT_SHIFT;
   // The replica is known to equal the data device (both new and zeroed, or
   // copied while nothing wrote): skip the initial full resync (DRBD's
   // --clear-bitmap). Wrong use leaves the replica silently different.

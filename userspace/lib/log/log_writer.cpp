@@ -1,5 +1,6 @@
 #include "log/log_writer.h"
 
+#include "log/activity_log.h"
 
 #include <fcntl.h>
 #include <xxhash.h>
@@ -45,6 +46,9 @@ LogWriter::LogWriter(const std::string& log_path, const std::string& data_path)
   }
   recover_ring(unclean);
   sb_.flags &= ~HRL_SB_CLEAN;
+  // This writer keeps no activity log: should it crash, dm-hrl loading the
+  // log must not trust a list an earlier run of the target left.
+  write_activity_log_all(log_, sb_);
   persist_bitmaps();
   persist_superblock();
 }

@@ -49,6 +49,9 @@ void encode_superblock(const Superblock& sb, std::span<std::byte> slot) {
   raw.resync_csum = htole64(sb.resync_csum);
   raw.created_ns = htole64(sb.created_ns);
   raw.updated_ns = htole64(sb.updated_ns);
+  raw.al_offset = htole64(sb.al_offset);
+  raw.al_extent_shift = htole32(sb.al_extent_shift);
+  raw.al_extents = htole32(sb.al_extents);
   raw.csum = htole64(XXH64(&raw, HRL_SB_CSUM_BYTES, sb.csum_seed()));
   std::memset(slot.data(), 0, slot.size());
   std::memcpy(slot.data(), &raw, sizeof raw);
@@ -93,6 +96,9 @@ std::optional<Superblock> decode_superblock(std::span<const std::byte> slot, std
   sb.resync_csum = le64toh(raw.resync_csum);
   sb.created_ns = le64toh(raw.created_ns);
   sb.updated_ns = le64toh(raw.updated_ns);
+  sb.al_offset = le64toh(raw.al_offset);
+  sb.al_extent_shift = le32toh(raw.al_extent_shift);
+  sb.al_extents = le32toh(raw.al_extents);
   if (std::string bad = check_geometry(sb); !bad.empty()) return fail("superblock: " + bad);
   return sb;
 }
@@ -106,8 +112,19 @@ std::string check_geometry(const Superblock& sb) {
   if (sb.bitmap_offset != HRL_SB_SLOTS * HRL_LOG_BLOCK) return "bad bitmap offset";
   if (sb.bitmap_bytes != hrl_bitmap_area_bytes(sb.data_sectors, sb.bitmap_block)) return "bad bitmap size";
   if (sb.resync_offset != sb.bitmap_offset + sb.bitmap_bytes) return "bad resync bitmap offset";
-  if (sb.ring_offset < sb.resync_offset + sb.bitmap_bytes || sb.ring_offset % HRL_LOG_BLOCK ||
-      sb.ring_offset > kMaxBytes)
+  if (sb.al_offset) {
+    if (sb.al_offset < sb.resync_offset + sb.bitmap_bytes || sb.al_offset % HRL_LOG_BLOCK || sb.al_offset > kMaxBytes)
+      return "bad activity log offset";
+    if (sb.al_extent_shift < HRL_AL_MIN_EXTENT_SHIFT || sb.al_extent_shift > HRL_AL_MAX_EXTENT_SHIFT)
+      return "bad activity log extent size";
+    if (sb.al_extents == 0 || sb.al_extents > HRL_AL_MAX_EXTENTS) return "bad activity log extent count";
+    if (((sb.data_sectors << HRL_SECTOR_SHIFT) - 1) >> sb.al_extent_shift > UINT32_MAX)
+      return "activity log extents too small for the data device";
+  } else if (sb.al_extent_shift || sb.al_extents) {
+    return "activity log fields without an activity log";
+  }
+  const uint64_t before_ring = sb.al_offset ? sb.al_offset + HRL_AL_SLOTS * HRL_LOG_BLOCK : sb.resync_offset + sb.bitmap_bytes;
+  if (sb.ring_offset < before_ring || sb.ring_offset % HRL_LOG_BLOCK || sb.ring_offset > kMaxBytes)
     return "bad ring offset";
   if (sb.ring_bytes < HRL_MIN_RING_BYTES || sb.ring_bytes % HRL_LOG_BLOCK || sb.ring_bytes > kMaxBytes)
     return "bad ring size";
@@ -122,14 +139,21 @@ std::string check_geometry(const Superblock& sb) {
 }
 
 Superblock make_layout(uint64_t data_sectors, uint64_t log_bytes, uint64_t ring_bytes,
-                       uint32_t bitmap_block, uint32_t max_payload) {
+                       uint32_t bitmap_block, uint32_t max_payload, uint32_t al_extents, uint32_t al_extent_shift) {
   Superblock sb;
   sb.data_sectors = data_sectors;
   sb.bitmap_block = bitmap_block;
   sb.bitmap_offset = HRL_SB_SLOTS * HRL_LOG_BLOCK;
   sb.bitmap_bytes = hrl_bitmap_area_bytes(data_sectors, bitmap_block);
   sb.resync_offset = sb.bitmap_offset + sb.bitmap_bytes;
-  sb.ring_offset = round_up(sb.resync_offset + sb.bitmap_bytes, HRL_RING_ALIGN);
+  uint64_t end = sb.resync_offset + sb.bitmap_bytes;
+  if (al_extents) {
+    sb.al_offset = end;
+    sb.al_extents = al_extents;
+    sb.al_extent_shift = al_extent_shift;
+    end += HRL_AL_SLOTS * HRL_LOG_BLOCK;
+  }
+  sb.ring_offset = round_up(end, HRL_RING_ALIGN);
   if (log_bytes < sb.ring_offset + HRL_MIN_RING_BYTES)
     throw std::invalid_argument("log device too small: " + std::to_string(log_bytes) + " bytes, need at least " +
                                 std::to_string(sb.ring_offset + HRL_MIN_RING_BYTES));

@@ -41,6 +41,9 @@ struct Superblock {
   uint64_t resync_csum = 0;
   uint64_t created_ns = 0;
   uint64_t updated_ns = 0;
+  uint64_t al_offset = 0;        // 0: no activity log (an unclean load resyncs the whole device)
+  uint32_t al_extent_shift = 0;  // an extent covers 1 << al_extent_shift bytes of data
+  uint32_t al_extents = 0;       // extents the activity log lists at most
 
   bool has(uint32_t flag) const { return (flags & flag) != 0; }
   uint64_t csum_seed() const { return hrl_csum_seed(uuid.data()); }
@@ -58,9 +61,11 @@ std::optional<Superblock> decode_superblock(std::span<const std::byte> slot, std
 std::string check_geometry(const Superblock& sb);
 
 // Lays out a log of log_bytes for a data device of data_sectors.
-// ring_bytes == 0 uses all the space after the bitmaps. Throws on a log too small.
+// ring_bytes == 0 uses all the space after the bitmaps and the activity log
+// (al_extents == 0: none). Throws on a log too small.
 Superblock make_layout(uint64_t data_sectors, uint64_t log_bytes, uint64_t ring_bytes,
-                       uint32_t bitmap_block, uint32_t max_payload);
+                       uint32_t bitmap_block, uint32_t max_payload, uint32_t al_extents = HRL_DEFAULT_AL_EXTENTS,
+                       uint32_t al_extent_shift = HRL_DEFAULT_AL_EXTENT_SHIFT);
 
 // Reads both slots and returns the valid one with the higher update_seq;
 // throws a clear error naming the device when neither is valid.
