@@ -48,7 +48,7 @@ CRASH_RECORDINGS ?= 6
 CRASH_STATES ?= 200
 crash-check: userspace
 	@python3 tests/vm/explore.py --build $(BUILD) --recordings $(CRASH_RECORDINGS) --states $(CRASH_STATES) \
-	    --random 30 --long $(if $(CRASH_SEED),--seed $(CRASH_SEED))
+	    --random 30 $(if $(CRASH_SEED),--seed $(CRASH_SEED))
 
 bench: userspace
 	@bench/log-reader.sh $(BUILD)

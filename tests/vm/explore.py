@@ -89,7 +89,7 @@ def record(kernel, build, work, seed, long):
     shutil.copy(p["log"], f"{work}/log-before.img")
     with open(f"{work}/record-console.txt", "w") as live:  # as it comes, to see where a stuck guest is
         console = kernel.boot("crash_record", [p[n] for n in ("data", "log", "replica", "lw-data", "lw-log", "out")],
-                              seed, timeout=1800, mem=1536, args="hrl.long=1" if long else "",
+                              seed, timeout=1800, mem=6144 if long else 1536, args="hrl.long=1" if long else "",
                               echo=lambda line: (live.write(line + "\n"), live.flush()))
     out = f"{work}/out"
     shutil.rmtree(out, ignore_errors=True)
@@ -366,7 +366,9 @@ def main():
     ap.add_argument("--recordings", type=int, default=1, help="recordings per kernel")
     ap.add_argument("--states", type=int, default=30, help="states checked per recording")
     ap.add_argument("--random", type=int, default=1, help="random states per barrier, besides the chosen kinds")
-    ap.add_argument("--long", action="store_true", help="longer recordings, more barriers")
+    ap.add_argument("--long", action="store_true",
+                    help="longer recordings, more barriers (the recording guest keeps every barrier's copies in "
+                         "its RAM: 6 GiB)")
     ap.add_argument("--keep", action="store_true", help="keep the recordings")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
