@@ -205,6 +205,9 @@ struct hrl_al_slot {
 	enum hrl_al_state state;
 };
 
+/* A write of up to 512 KiB holds at most this many extents; a larger span (a discard) holds "every extent". */
+#define HRL_AL_IO_EXTENTS	16U
+
 /* Per-bio state: one write, its copy and its two (or three) child bios. */
 struct hrl_io {
 	struct hrl_c *hc;
@@ -226,8 +229,9 @@ struct hrl_io {
 	unsigned int nr_pages;
 	u64 payload_csum;
 	atomic_t pending;
-	u64 al_first, al_last;	/* the extents it holds, when al_held */
-	bool al_held;
+	/* the slots of the extents it holds: they stay put while it does */
+	struct hrl_al_slot *al_slot[HRL_AL_IO_EXTENTS];
+	unsigned int al_held;
 	bool al_under_all;	/* admitted while the activity log lists every extent */
 	bool to_meta;		/* an empty flush in bitmap mode: the metadata worker has it */
 	blk_status_t data_status;
@@ -808,8 +812,6 @@ static void hrl_flush_worker(struct work_struct *work)
 
 /* ---- the activity log -------------------------------------------------- */
 
-/* A write of up to 512 KiB holds at most this many extents; a larger span (a discard) holds "every extent". */
-#define HRL_AL_IO_EXTENTS	16U
 
 static struct hrl_al_slot *hrl_al_find(struct hrl_c *hc, u64 extent)
 {
@@ -923,34 +925,28 @@ static bool hrl_al_admit(struct hrl_c *hc, struct hrl_io *io)
 		slot = hrl_al_find(hc, e);
 		slot->inflight++;
 		slot->last_use = ++hc->al_clock;
+		io->al_slot[io->al_held++] = slot;
 	}
-	io->al_first = first;
-	io->al_last = last;
-	io->al_held = true;
 	return true;
 }
 
 /* The write has its sequence number: its extents leave only once that record completed. */
 static void hrl_al_placed(struct hrl_c *hc, struct hrl_io *io)
 {
-	u64 e;
+	unsigned int i;
 
 	lockdep_assert_held(&hc->lock);
 	if (io->al_under_all)
 		hc->al_all_max_seq = max(hc->al_all_max_seq, io->seq);
-	if (io->al_held)
-		for (e = io->al_first; e <= io->al_last; e++) {
-			struct hrl_al_slot *slot = hrl_al_find(hc, e);
-
-			slot->max_seq = max(slot->max_seq, io->seq);
-		}
+	for (i = 0; i < io->al_held; i++)
+		io->al_slot[i]->max_seq = max(io->al_slot[i]->max_seq, io->seq);
 }
 
 /* The write completed: its extents may leave. Returns whether a transaction is now worth running. */
 static bool hrl_al_release(struct hrl_c *hc, struct hrl_io *io)
 {
 	bool kick = false;
-	u64 e;
+	unsigned int i;
 
 	lockdep_assert_held(&hc->lock);
 	if (io->al_under_all)
@@ -960,8 +956,8 @@ static bool hrl_al_release(struct hrl_c *hc, struct hrl_io *io)
 		kick = true;
 	}
 	if (io->al_held) {
-		for (e = io->al_first; e <= io->al_last; e++)
-			hrl_al_find(hc, e)->inflight--;
+		for (i = 0; i < io->al_held; i++)
+			io->al_slot[i]->inflight--;
 		if (hc->al_want_room) {
 			hc->al_txn_wanted = true;
 			kick = true;
@@ -1058,25 +1054,27 @@ static void hrl_io_put(struct hrl_io *io)
 		hrl_io_done(io);
 }
 
+static void hrl_child_done(struct hrl_io *io, struct bio *bio, blk_status_t *status)
+{
+	if (bio->bi_status)
+		*status = bio->bi_status;
+	bio_put(bio);
+	hrl_io_put(io);
+}
+
 /* Log and data bios complete apart: the device a bio went to says nothing once a stack remapped it. */
 static void hrl_data_endio(struct bio *bio)
 {
 	struct hrl_io *io = bio->bi_private;
 
-	if (bio->bi_status)
-		io->data_status = bio->bi_status;
-	bio_put(bio);
-	hrl_io_put(io);
+	hrl_child_done(io, bio, &io->data_status);
 }
 
 static void hrl_log_endio(struct bio *bio)
 {
 	struct hrl_io *io = bio->bi_private;
 
-	if (bio->bi_status)
-		io->log_status = bio->bi_status;
-	bio_put(bio);
-	hrl_io_put(io);
+	hrl_child_done(io, bio, &io->log_status);
 }
 
 static struct bio *hrl_new_bio(struct hrl_io *io, unsigned int set, struct dm_dev *dev, unsigned int nr_vecs,
