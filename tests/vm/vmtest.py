@@ -541,6 +541,36 @@ def scenario_corrupt(k, build, work, c):
     replica_equal_after("corrupt", k, work, c, log_mib=16)
 
 
+def scenario_ack_crash(k, build, work, c):
+    """A process crash while an ack's superblock write is held in flight: the load walks from the tail the
+    disk has, and finds every record from it on (none overwritten in the ring space the ack would free)."""
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
+    format_log(build, log, data, ring="4M")
+    console = c.boot("ack_crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW", timeout=400)
+    if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console, "the guest was not killed"):
+        return
+    failed = guest_lines(console, "GUEST-FAIL:")
+    before, crash = guest_lines(console, "BEFORE-ACK:"), guest_lines(console, "BEFORE-CRASH:")
+    if not c.expect(not failed and before and crash, f"the guest failed before the crash: {failed}"):
+        return
+    before, crash = before[0].split(), crash[0].split()
+    c.expect(int(crash[1]) > int(before[1]), f"no write was journaled while the ack was held: {before} -> {crash}")
+    if not passed_in_guest(c, c.boot("after_ack_crash", [data, log, spare])):
+        return
+    after = guest_lines(c.console, "STATUS-AFTER-CRASH:")
+    if not c.expect(after, "no status after the crash"):
+        return
+    after = after[0].split()
+    c.expect(after[0] != "resync-required" and after[8] == "unclean-shutdown",
+             f"a crash during an ack cost more than the activity log's resync: {after}")
+    c.expect(after[2] == before[2], f"the tail after the crash is {after[2]}, the disk's tail was {before[2]} "
+                                    f"(status before the ack: {before}; before the crash: {crash})")
+    c.expect(int(after[1]) >= int(before[1]),
+             f"records lost: the log ends at {after[1]} after the crash, it held up to {before[1]} before the ack")
+    v = hrl_log(build, "verify", log, check=False)
+    c.expect(v.returncode == 0, f"the log after the crash does not verify: {v.stdout}")
+
+
 SCENARIOS = {
     "replay": scenario_replay,
     "flush_fua": scenario_flush_fua,
@@ -564,6 +594,7 @@ SCENARIOS = {
     "log_fail_replicated": scenario_log_fail_replicated,
     "corrupt_cut": scenario_corrupt_cut,
     "race_take": scenario_race_take,
+    "ack_crash": scenario_ack_crash,
     "crash_states": scenario_crash_states,
 }
 

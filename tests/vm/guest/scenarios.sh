@@ -804,3 +804,45 @@ scenario_race_take() {
   converged_and_stopped || return 1
   remove_x
 }
+
+# 20a. ack under a held superblock write: the log's metadata (the sectors
+#      before its ring: superblocks, bitmaps, activity log) and its flushes
+#      wait 60 s in dm-delay while the ring takes records at once and the
+#      application writes on; then (before the guest's 20 s hung-task watch
+#      fires) the host kills qemu. The ring space the
+#      ack frees must not take records before the new tail is on disk: the
+#      next load walks from the tail the disk still has, and its records must
+#      be there. The host compares the status before the ack and after the crash.
+scenario_ack_crash() {
+  hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
+  ring=$(sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' /tmp/dump.json | head -1)
+  [ -n "$ring" ] || { head -5 /tmp/dump.json; fail "no ring offset in the log's superblock"; return 1; }
+  ring=$((ring / 512)) end=$(sect /dev/vdb)
+  map_x xlog "0 $end linear /dev/vdb 0" || return 1
+  # three quarters of the ring, in 64 KiB writes over the whole device (so
+  # every activity-log extent is active and no write waits for its commit)
+  i=0
+  while [ $(($(field 4) * 4)) -lt $(($(field 5) * 3)) ]; do
+    put 65536 1 $((i * 37 % 256)) || fail "write $i" || return 1
+    i=$((i + 1))
+  done
+  echo "BEFORE-ACK: $(status)"
+  swap_table xlog "0 $ring delay /dev/vdb 0 0 /dev/vdb 0 60000
+$ring $((end - ring)) linear /dev/vdb $ring" || fail "hold the log's metadata writes" || return 1
+  dmsetup message hrl0 0 ack $(($(field 2) - 1)) &
+  sleep 2
+  # half the ring more: past the ring's end, over the records the ack freed
+  ( j=0; while [ $j -lt 24 ]; do put 65536 1 $((j * 53 % 256)); j=$((j + 1)); done; : > /tmp/writer-done ) &
+  i=0
+  while [ $i -lt 100 ] && [ ! -e /tmp/writer-done ]; do usleep 100000; i=$((i + 1)); done
+  echo "BEFORE-CRASH: $(status)"
+  echo "HRL-KILL-ME-NOW"
+  sleep 60
+}
+
+# 20b. The next load after the crash: the host checks what the log kept.
+scenario_after_ack_crash() {
+  create || return 1
+  echo "STATUS-AFTER-CRASH: $(status)"
+  dmsetup remove hrl0
+}
