@@ -867,6 +867,17 @@ static struct hrl_al_slot *hrl_al_victim(struct hrl_c *hc)
 }
 
 /*
+ * After a log failure, once a superblock asking for the whole device has
+ * been written (or the log refused it too): writes no longer wait for the
+ * activity log, which may not take them.
+ */
+static bool hrl_al_bypassed(struct hrl_c *hc)
+{
+	lockdep_assert_held(&hc->lock);
+	return hc->log_failed && hc->failure_recorded;
+}
+
+/*
  * Whether the write may go: its extents are listed on disk (or the block on
  * disk lists every extent). If not, asks the metadata worker for them and
  * returns false: the write waits. A write that goes holds its extents until
@@ -880,9 +891,15 @@ static bool hrl_al_admit(struct hrl_c *hc, struct hrl_io *io)
 	u32 missing = 0;
 
 	lockdep_assert_held(&hc->lock);
-	if (!hc->al_slots || !io->nr_sectors || (hc->log_failed && hc->failure_recorded))
-		return true;	/* nothing to cover, or the log says the whole device is resynced */
-	if (hc->al_all) {
+	if (!hc->al_slots || !io->nr_sectors)
+		return true;	/* nothing to cover */
+	/*
+	 * The block on disk lists every extent, or (the log failed) the
+	 * superblock on disk asks for the whole device. The write is counted
+	 * either way: the list comes back only once such writes have completed
+	 * and their bits are on disk (hrl_al_cover_bypassed, hrl_al_prepare).
+	 */
+	if (hc->al_all || hrl_al_bypassed(hc)) {
 		hc->al_all_inflight++;
 		io->al_under_all = true;
 		return true;
@@ -1498,12 +1515,72 @@ static int hrl_al_write(struct hrl_c *hc, u64 seq, bool all, u32 count)
 }
 
 /*
+ * The log failed a write: once a superblock saying the whole device needs a
+ * resync has been written with a preflush (or the log refused that too),
+ * writes stop waiting for the activity log, which may not take them.
+ * Returns the superblock write's error, if it was written now and failed.
+ */
+static int hrl_record_failure(struct hrl_c *hc)
+{
+	struct hrl_sb_state st;
+	bool newly;
+	int r;
+
+	lockdep_assert_held(&hc->meta_lock);
+	spin_lock_irq(&hc->lock);
+	newly = hc->log_failed && !hc->failure_recorded && hc->active && (hc->flags & HRL_SB_RESYNC_REQUIRED);
+	spin_unlock_irq(&hc->lock);
+	if (!newly)
+		return 0;
+	hrl_sb_now(hc, &st);
+	r = hrl_write_sb(hc, &st, false, true);
+	if (r)
+		DMERR("%s: the log takes no superblock either: a crash now may load without resync-required",
+		      hc->log_dev->name);
+	spin_lock_irq(&hc->lock);
+	hc->failure_recorded = true;
+	spin_unlock_irq(&hc->lock);
+	queue_work(hc->io_wq, &hc->deferred_work);
+	return r;
+}
+
+/*
+ * Before a superblock without resync-required replaces the one a log
+ * failure wrote: the writes that went without the activity log meanwhile
+ * are covered by a block that lists every extent. It stays until they have
+ * completed and their bits are on disk (hrl_al_prepare).
+ */
+static int hrl_al_cover_bypassed(struct hrl_c *hc)
+{
+	bool bypassed;
+	u64 seq;
+	int r;
+
+	lockdep_assert_held(&hc->meta_lock);
+	spin_lock_irq(&hc->lock);
+	bypassed = hc->al_slots && hc->failure_recorded && !hc->al_all;
+	seq = hc->al_seq + 1;
+	spin_unlock_irq(&hc->lock);
+	if (!bypassed)
+		return 0;
+	memset(hc->al_buf, 0, HRL_LOG_BLOCK);
+	r = hrl_al_write(hc, seq, true, 0);
+	if (r)
+		return r;
+	spin_lock_irq(&hc->lock);
+	hc->al_seq = seq;
+	hc->al_all = true;
+	spin_unlock_irq(&hc->lock);
+	return 0;
+}
+
+/*
  * Picks the extents that leave (the oldest without writes in flight, an
  * eighth of the slots at a time, when a write waits for a slot) and fills the
  * block with the extents that stay and those that come. Returns whether the
  * list shrinks, or leaves "every extent".
  */
-static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed, bool *left_all)
+static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed, bool *left_all, bool *failed)
 {
 	struct hrl_al_block *b = hc->al_buf;
 	struct hrl_al_slot *victim;
@@ -1524,6 +1601,7 @@ static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *change
 	if (leave_all)
 		hc->al_all = false;	/* writes from now on wait for their extents */
 	*left_all = leave_all;
+	*failed = hc->log_failed;
 	*count = 0;
 	*changed = victims || *all != hc->al_all;
 	for (i = 0; i < hc->al_slots; i++) {
@@ -1548,7 +1626,7 @@ static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *change
  */
 static void hrl_al_commit(struct hrl_c *hc)
 {
-	bool shrinks, all, changed, left_all;
+	bool shrinks, all, changed, left_all, failed;
 	u32 i, count;
 	u64 seq;
 	int r = 0;
@@ -1556,12 +1634,19 @@ static void hrl_al_commit(struct hrl_c *hc)
 	lockdep_assert_held(&hc->meta_lock);
 	memset(hc->al_buf, 0, HRL_LOG_BLOCK);
 	spin_lock_irq(&hc->lock);
-	shrinks = hrl_al_prepare(hc, &all, &count, &changed, &left_all);
+	shrinks = hrl_al_prepare(hc, &all, &count, &changed, &left_all, &failed);
 	seq = hc->al_seq + 1;
 	spin_unlock_irq(&hc->lock);
 	if (!changed)
 		return;
-	if (shrinks) {
+	/*
+	 * A failed record counts as completed, so the extents of the writes
+	 * after it may leave: the superblock asking for the whole device goes
+	 * first, or a crash loads a ring cut at the hole and a list without them.
+	 */
+	if (shrinks && failed)
+		r = hrl_record_failure(hc);
+	if (shrinks && !r) {
 		r = blkdev_issue_flush(hc->data_dev->bdev);
 		if (r)
 			DMERR("%s: flush before the activity log shrinks failed (%d)", hc->data_dev->name, r);
@@ -1593,32 +1678,6 @@ static void hrl_al_commit(struct hrl_c *hc)
 		queue_work(hc->io_wq, &hc->event_work);
 	}
 	queue_work(hc->io_wq, &hc->deferred_work);	/* the writes that waited */
-}
-
-/*
- * The log failed a write: once a superblock saying the whole device needs a
- * resync has been written with a preflush (or the log refused that too),
- * writes stop waiting for the activity log, which may not take them.
- */
-static void hrl_record_failure(struct hrl_c *hc)
-{
-	struct hrl_sb_state st;
-	bool newly;
-
-	lockdep_assert_held(&hc->meta_lock);
-	spin_lock_irq(&hc->lock);
-	newly = hc->log_failed && !hc->failure_recorded && hc->active;
-	spin_unlock_irq(&hc->lock);
-	if (!newly)
-		return;
-	hrl_sb_now(hc, &st);
-	if (hrl_write_sb(hc, &st, false, true))
-		DMERR("%s: the log takes no superblock either: a crash now may load without resync-required",
-		      hc->log_dev->name);
-	spin_lock_irq(&hc->lock);
-	hc->failure_recorded = true;
-	spin_unlock_irq(&hc->lock);
-	queue_work(hc->io_wq, &hc->deferred_work);
 }
 
 static void hrl_meta_worker(struct work_struct *work)
@@ -1664,7 +1723,7 @@ static void hrl_meta_worker(struct work_struct *work)
 			spin_unlock_irq(&hc->lock);
 		}
 	}
-	hrl_record_failure(hc);
+	(void)hrl_record_failure(hc);
 	mutex_unlock(&hc->meta_lock);
 	memalloc_noio_restore(noio);
 }
@@ -2184,7 +2243,7 @@ static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 	struct hrl_sb_state st;
 	unsigned long *taken;
 	u64 take_seq, gen;
-	bool required, pending, left_bitmap;
+	bool required, pending, cleared, left_bitmap;
 	int r;
 
 	spin_lock_irq(&hc->lock);
@@ -2224,17 +2283,22 @@ static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 	hrl_sb_now(hc, &st);
 	st.flags |= HRL_SB_RESYNC_PENDING;
 	st.take_seq = take_seq;
-	if (required && st.flags & HRL_SB_RESYNC_REQUIRED) {
+	cleared = required && st.flags & HRL_SB_RESYNC_REQUIRED;
+	if (cleared) {
 		st.flags &= ~HRL_SB_RESYNC_REQUIRED;
 		st.reason = hrl_reason_once_covered(hc, st.flags);
 	} else if (!(st.flags & HRL_SB_RESYNC_REQUIRED) && st.reason == HRL_REASON_UNCLEAN_SHUTDOWN) {
 		st.reason = hrl_reason_once_covered(hc, st.flags);	/* its extents are in the pass */
 	}
-	r = hrl_commit(hc, &st, false);
+	r = cleared ? hrl_al_cover_bypassed(hc) : 0;
+	if (!r)
+		r = hrl_commit(hc, &st, false);
 	spin_lock_irq(&hc->lock);
 	if (r) {
 		hrl_log_broken(hc);
 	} else {
+		if (cleared)	/* the disk no longer asks for the whole device: writes wait for the list again */
+			hc->failure_recorded = false;
 		hc->flags |= HRL_SB_RESYNC_PENDING;
 		hc->take_seq = take_seq;
 		if (required && hc->required_gen == gen) {	/* not required again since: covered */

@@ -77,7 +77,7 @@ def record(kernel, build, work, seed, long):
     p = {n: f"{work}/{n}.img" for n in ("data", "log", "replica", "lw-data", "lw-log", "out")}
     with open(p["data"], "wb") as f:
         f.write(rng.randbytes(DATA_MIB * MIB))
-    for n, mib in (("log", LOG_MIB), ("lw-data", 512), ("lw-log", 1024), ("out", 1024)):
+    for n, mib in (("log", LOG_MIB), ("lw-data", 512), ("lw-log", 1024), ("out", 3072 if long else 1024)):
         with open(p[n], "wb") as f:
             f.truncate(mib * MIB)
     # An activity log of 16 extents of 256 KiB: a quarter of the device, so the
@@ -292,8 +292,10 @@ def check_batch(kernel, ex, batch, first, rwork, rseed, log):
     with open(scratch, "wb") as f:
         f.truncate(dsz)
     with open(f"{rwork}/check-console-{first}.txt", "w") as live:
+        # the guest unpacks the states in its RAM: a long recording's need more than the 1 GiB of a short one's
+        mem = max(1024, 768 + os.path.getsize(states_tar) * 3 // 2 // MIB)
         console = kernel.boot("crash_check", [pack, states_tar, scratch], rseed, timeout=120 + 90 * len(batch),
-                              mem=1024, echo=lambda line: (live.write(line + "\n"), live.flush()))
+                              mem=mem, echo=lambda line: (live.write(line + "\n"), live.flush()))
     trouble = vmtest.kernel_trouble(console)
     failures = []
     lines = console.splitlines()

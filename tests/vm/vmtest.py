@@ -533,6 +533,65 @@ def scenario_corrupt_cut(k, build, work, c):
     replica_equal_after("corrupt_cut", k, work, c, log_mib=16, formatted=True, data_mib=32)
 
 
+def covers(build, log, block):
+    """How the log on disk says block (of 4 KiB) may differ after a crash, or None: resync-required, an
+    activity log listing every extent or the block's, or the block's bit in the dirty bitmap."""
+    d = dump(build, log)
+    sb, al = d["superblock"], d.get("activity_log", {})
+    if "resync-required" in sb["flags"].split(","):
+        return "resync-required"
+    if al.get("all"):
+        return "activity log: every extent"
+    if block * 4096 // sb["al_extent_bytes"] in al.get("extents", []):
+        return "activity log: its extent"
+    bit = block * 4096 // sb["bitmap_block"]
+    with open(log, "rb") as f:
+        f.seek(sb["bitmap_offset"] + bit // 8)
+        if f.read(1)[0] >> (bit % 8) & 1:
+            return "dirty bitmap"
+    return None
+
+
+def killed_with_small_al(build, work, c, scenario):
+    """Boots the scenario on a log with 8 extents of 256 KiB until the host kills qemu; returns the console
+    and the log image, or None when the guest failed first."""
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
+    format_log(build, log, data, "--al-extents", "8", "--al-extent-size", "256K")
+    console = c.boot(scenario, [data, log, spare], kill_marker="HRL-KILL-ME-NOW", timeout=400)
+    failed = guest_lines(console, "GUEST-FAIL:")
+    if not c.expect("HRL-KILL-ME-NOW" in console and not failed, f"the guest failed before the crash: {failed}"):
+        return None
+    return console, log
+
+
+def expect_covered(k, build, c, log, block, what, lines):
+    """The log on disk after the crash covers block; prints how (or says what was on disk)."""
+    how, d = covers(build, log, block), dump(build, log)
+    print(f"    {k.kver} {c.name}: after the crash block {block} is covered by {how}; the activity log on disk: "
+          f"{d.get('activity_log')}", flush=True)
+    c.expect(how, f"after the crash nothing on the log covers block {block}, {what}: {lines} "
+                  f"superblock {d['superblock']['flags']}, activity log {d.get('activity_log')}")
+
+
+def scenario_al_after_failure(k, build, work, c):
+    """A log failure, the pass that answers it, a write to a new extent, a crash: the log still covers it."""
+    if not (got := killed_with_small_al(build, work, c, "al_after_failure")):
+        return
+    console, log = got
+    expect_covered(k, build, c, log, 323, "written after the take",
+                   guest_lines(console, "TAKEN:") + guest_lines(console, "WRITTEN:"))
+
+
+def scenario_al_hole(k, build, work, c):
+    """A failed MARK, writes journaled after it, an eviction, a crash: the log still covers their blocks."""
+    if not (got := killed_with_small_al(build, work, c, "al_hole")):
+        return
+    console, log = got
+    crash = guest_lines(console, "BEFORE-CRASH:")
+    c.expect(crash and "mark: device-mapper: message ioctl" in crash[0], f"the mark did not fail: {crash}")
+    expect_covered(k, build, c, log, 1, "journaled after the failed mark", guest_lines(console, "AFTER-MARK:") + crash)
+
+
 def scenario_race_take(k, build, work, c):
     replica_equal_after("race_take", k, work, c, log_mib=16, formatted=True, data_mib=16)
 
@@ -554,7 +613,9 @@ def scenario_ack_crash(k, build, work, c):
     if not c.expect(not failed and before and crash, f"the guest failed before the crash: {failed}"):
         return
     before, crash = before[0].split(), crash[0].split()
+    c.expect(guest_lines(console, "ACK-HELD:"), "the ack was not held in flight when qemu was killed")
     c.expect(int(crash[1]) > int(before[1]), f"no write was journaled while the ack was held: {before} -> {crash}")
+    c.expect(crash[2] == before[2], f"the tail moved before its superblock was written: {before} -> {crash}")
     if not passed_in_guest(c, c.boot("after_ack_crash", [data, log, spare])):
         return
     after = guest_lines(c.console, "STATUS-AFTER-CRASH:")
@@ -565,8 +626,9 @@ def scenario_ack_crash(k, build, work, c):
              f"a crash during an ack cost more than the activity log's resync: {after}")
     c.expect(after[2] == before[2], f"the tail after the crash is {after[2]}, the disk's tail was {before[2]} "
                                     f"(status before the ack: {before}; before the crash: {crash})")
-    c.expect(int(after[1]) >= int(before[1]),
-             f"records lost: the log ends at {after[1]} after the crash, it held up to {before[1]} before the ack")
+    c.expect(int(after[1]) >= int(crash[1]),
+             f"records lost: the log ends at {after[1]} after the crash, it held up to {crash[1]} before it "
+             f"({before[1]} before the ack)")
     v = hrl_log(build, "verify", log, check=False)
     c.expect(v.returncode == 0, f"the log after the crash does not verify: {v.stdout}")
 
@@ -595,6 +657,8 @@ SCENARIOS = {
     "corrupt_cut": scenario_corrupt_cut,
     "race_take": scenario_race_take,
     "ack_crash": scenario_ack_crash,
+    "al_after_failure": scenario_al_after_failure,
+    "al_hole": scenario_al_hole,
     "crash_states": scenario_crash_states,
 }
 

@@ -805,6 +805,14 @@ scenario_race_take() {
   remove_x
 }
 
+# $ring: the sector of vdb where the log's ring starts; $end: vdb's size.
+ring_and_end() {
+  hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
+  ring=$(sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' /tmp/dump.json | head -1)
+  [ -n "$ring" ] || { head -5 /tmp/dump.json; fail "no ring offset in the log's superblock"; return 1; }
+  ring=$((ring / 512)) end=$(sect /dev/vdb)
+}
+
 # 20a. ack under a held superblock write: the log's metadata (the sectors
 #      before its ring: superblocks, bitmaps, activity log) and its flushes
 #      wait 60 s in dm-delay while the ring takes records at once and the
@@ -814,10 +822,7 @@ scenario_race_take() {
 #      next load walks from the tail the disk still has, and its records must
 #      be there. The host compares the status before the ack and after the crash.
 scenario_ack_crash() {
-  hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
-  ring=$(sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' /tmp/dump.json | head -1)
-  [ -n "$ring" ] || { head -5 /tmp/dump.json; fail "no ring offset in the log's superblock"; return 1; }
-  ring=$((ring / 512)) end=$(sect /dev/vdb)
+  ring_and_end || return 1
   map_x xlog "0 $end linear /dev/vdb 0" || return 1
   # three quarters of the ring, in 64 KiB writes over the whole device (so
   # every activity-log extent is active and no write waits for its commit)
@@ -830,12 +835,14 @@ scenario_ack_crash() {
   swap_table xlog "0 $ring delay /dev/vdb 0 0 /dev/vdb 0 60000
 $ring $((end - ring)) linear /dev/vdb $ring" || fail "hold the log's metadata writes" || return 1
   dmsetup message hrl0 0 ack $(($(field 2) - 1)) &
+  acker=$!
   sleep 2
   # half the ring more: past the ring's end, over the records the ack freed
   ( j=0; while [ $j -lt 24 ]; do put 65536 1 $((j * 53 % 256)); j=$((j + 1)); done; : > /tmp/writer-done ) &
   i=0
   while [ $i -lt 100 ] && [ ! -e /tmp/writer-done ]; do usleep 100000; i=$((i + 1)); done
   echo "BEFORE-CRASH: $(status)"
+  kill -0 $acker 2>/dev/null && echo "ACK-HELD: yes"
   echo "HRL-KILL-ME-NOW"
   sleep 60
 }
@@ -845,4 +852,66 @@ scenario_after_ack_crash() {
   create || return 1
   echo "STATUS-AFTER-CRASH: $(status)"
   dmsetup remove hrl0
+}
+
+# 21. A log failure, the pass that answers it, then a write to an extent the
+#     activity log never listed; the host kills qemu. The ring fails writes
+#     (dm-flakey) while the superblocks and the activity log before it take
+#     them, so the failure is recorded; then the log answers again and
+#     take_bitmap clears resync-required. The host checks that the log on
+#     disk still covers the last write: resync-required, a block listing
+#     every extent or its own, or its bit in the dirty bitmap.
+scenario_al_after_failure() {
+  ring_and_end || return 1
+  map_x xlog "0 $end linear /dev/vdb 0" || return 1
+  put 4096 1 0 || fail "a journaled write" || return 1
+  swap_table xlog "0 $ring linear /dev/vdb 0
+$ring $((end - ring)) flakey /dev/vdb $ring 0 1 1 error_writes" || fail "make the ring fail writes" || return 1
+  put 4096 1 1 || fail "a write while the ring fails" || return 1
+  i=0
+  while [ $i -lt 100 ] && [ "$(field 1)" != resync-required ]; do usleep 100000; i=$((i + 1)); done
+  [ "$(field 1)" = resync-required ] || fail "no resync-required after the ring failed a write: $(status)" || return 1
+  swap_table xlog "0 $end linear /dev/vdb 0" || fail "the log answers again" || return 1
+  take=$(dmsetup message hrl0 0 take_bitmap) || fail "take_bitmap after the failure" || return 1
+  echo "TAKEN: $take $(status)"
+  [ "$(field 1)" != resync-required ] || fail "still resync-required after the take" || return 1
+  put 4096 1 323 || fail "the write after the take" || return 1
+  echo "WRITTEN: $(status)"
+  echo "HRL-KILL-ME-NOW"
+  sleep 30
+}
+
+# 22. A MARK record fails (its 1 KiB of the ring errors, 3 s late) while the
+#     writes journaled after it complete; a write to a new extent then evicts
+#     the oldest of theirs from the activity log (8 slots, all busy). Writes
+#     to the superblocks (not flushes) are held 15 s in dm-delay; the host
+#     kills qemu at 6 s. The
+#     extent must not leave before a superblock asking for the whole device
+#     is on disk: a load cuts the ring at the hole and drops the records
+#     after it, so the list is all that covers their blocks. The host checks
+#     block 1 (extent 0) on the log on disk.
+scenario_al_hole() {
+  ring_and_end || return 1
+  meta=$(($(sed -n 's/.*"bitmap_offset": \([0-9]*\).*/\1/p' /tmp/dump.json | head -1) / 512))
+  map_x xlog "0 $end linear /dev/vdb 0" || return 1
+  for e in 0 1 2 3 4 5 6 7; do put 4096 1 $((e * 64)) || fail "write to extent $e" || return 1; done
+  hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
+  h=$(sed -n '/"end"/,$p' /tmp/dump.json | sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' | head -1)
+  [ -n "$h" ] || { tail -8 /tmp/dump.json; fail "no end of the ring in the dump"; return 1; }
+  m=$((ring + h / 512))
+  echo "0 2 error" | dmsetup create xerr || fail "xerr" || return 1
+  echo "0 2 delay /dev/mapper/xerr 0 3000" | dmsetup create xslow || fail "xslow" || return 1
+  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 15000 /dev/vdb 0 0
+$meta $((m - meta)) linear /dev/vdb $meta
+$m 2 linear /dev/mapper/xslow 0
+$((m + 2)) $((end - m - 2)) linear /dev/vdb $((m + 2))" || fail "hold the superblocks, fail the next record" || return 1
+  dmsetup message hrl0 0 mark m1 > /tmp/mark.out 2>&1 &
+  usleep 500000
+  for e in 0 1 2 3 4 5 6 7; do put 4096 1 $((e * 64 + 1)) || fail "write after the mark to $e" || return 1; done
+  echo "AFTER-MARK: $(status)"
+  put 4096 1 $((9 * 64)) &
+  sleep 5
+  echo "BEFORE-CRASH: $(status) mark: $(cat /tmp/mark.out)"
+  echo "HRL-KILL-ME-NOW"
+  sleep 30
 }
