@@ -186,6 +186,7 @@ struct hrl_c {
 	unsigned int al_all_inflight;	/* writes let through by "every extent" */
 	u64 al_all_max_seq;	/* the newest record of those writes */
 	bool failure_recorded;	/* after a log failure, a superblock saying so was written (or tried) */
+	bool failure_written;	/* ... and it reached the disk */
 };
 
 /* An extent of the activity log, in core. */
@@ -1517,8 +1518,9 @@ static int hrl_al_write(struct hrl_c *hc, u64 seq, bool all, u32 count)
 /*
  * The log failed a write: once a superblock saying the whole device needs a
  * resync has been written with a preflush (or the log refused that too),
- * writes stop waiting for the activity log, which may not take them.
- * Returns the superblock write's error, if it was written now and failed.
+ * writes stop waiting for the activity log, which may not take them. Until
+ * that superblock is on disk, every call tries it again. Returns the
+ * superblock write's error, if it was written now and failed.
  */
 static int hrl_record_failure(struct hrl_c *hc)
 {
@@ -1528,17 +1530,18 @@ static int hrl_record_failure(struct hrl_c *hc)
 
 	lockdep_assert_held(&hc->meta_lock);
 	spin_lock_irq(&hc->lock);
-	newly = hc->log_failed && !hc->failure_recorded && hc->active && (hc->flags & HRL_SB_RESYNC_REQUIRED);
+	newly = hc->log_failed && !hc->failure_written && hc->active && (hc->flags & HRL_SB_RESYNC_REQUIRED);
 	spin_unlock_irq(&hc->lock);
 	if (!newly)
 		return 0;
 	hrl_sb_now(hc, &st);
 	r = hrl_write_sb(hc, &st, false, true);
 	if (r)
-		DMERR("%s: the log takes no superblock either: a crash now may load without resync-required",
-		      hc->log_dev->name);
+		DMERR_LIMIT("%s: the log takes no superblock either: a crash now may load without resync-required",
+			    hc->log_dev->name);
 	spin_lock_irq(&hc->lock);
 	hc->failure_recorded = true;
+	hc->failure_written = !r;	/* else tried again by the next transaction and the next worker run */
 	spin_unlock_irq(&hc->lock);
 	queue_work(hc->io_wq, &hc->deferred_work);
 	return r;
@@ -1580,7 +1583,7 @@ static int hrl_al_cover_bypassed(struct hrl_c *hc)
  * block with the extents that stay and those that come. Returns whether the
  * list shrinks, or leaves "every extent".
  */
-static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed, bool *left_all, bool *failed)
+static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed, bool *left_all)
 {
 	struct hrl_al_block *b = hc->al_buf;
 	struct hrl_al_slot *victim;
@@ -1601,7 +1604,6 @@ static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *change
 	if (leave_all)
 		hc->al_all = false;	/* writes from now on wait for their extents */
 	*left_all = leave_all;
-	*failed = hc->log_failed;
 	*count = 0;
 	*changed = victims || *all != hc->al_all;
 	for (i = 0; i < hc->al_slots; i++) {
@@ -1626,7 +1628,7 @@ static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *change
  */
 static void hrl_al_commit(struct hrl_c *hc)
 {
-	bool shrinks, all, changed, left_all, failed;
+	bool shrinks, all, changed, left_all;
 	u32 i, count;
 	u64 seq;
 	int r = 0;
@@ -1634,25 +1636,26 @@ static void hrl_al_commit(struct hrl_c *hc)
 	lockdep_assert_held(&hc->meta_lock);
 	memset(hc->al_buf, 0, HRL_LOG_BLOCK);
 	spin_lock_irq(&hc->lock);
-	shrinks = hrl_al_prepare(hc, &all, &count, &changed, &left_all, &failed);
+	shrinks = hrl_al_prepare(hc, &all, &count, &changed, &left_all);
 	seq = hc->al_seq + 1;
 	spin_unlock_irq(&hc->lock);
 	if (!changed)
 		return;
-	/*
-	 * A failed record counts as completed, so the extents of the writes
-	 * after it may leave: the superblock asking for the whole device goes
-	 * first, or a crash loads a ring cut at the hole and a list without them.
-	 */
-	if (shrinks && failed)
-		r = hrl_record_failure(hc);
-	if (shrinks && !r) {
+	if (shrinks) {
 		r = blkdev_issue_flush(hc->data_dev->bdev);
 		if (r)
 			DMERR("%s: flush before the activity log shrinks failed (%d)", hc->data_dev->name, r);
 		/* bits of writes in bitmap mode, or of failed writes: durable before their extent leaves */
 		if (!r && hrl_dirty_pages_changed(hc))
 			r = hrl_persist_dirty(hc);
+		/*
+		 * A failed record (or flush) counts as completed, so the extents
+		 * of the writes after it may leave: the superblock asking for the
+		 * whole device goes first, or a crash loads a ring cut at the hole
+		 * and a list without them. Checked last: a failure may come late.
+		 */
+		if (!r && READ_ONCE(hc->log_failed))
+			r = hrl_record_failure(hc);
 	}
 	if (!r)
 		r = hrl_al_write(hc, seq, all, count);
@@ -1663,7 +1666,7 @@ static void hrl_al_commit(struct hrl_c *hc)
 		if (slot->state == HRL_AL_COMMITTING)
 			slot->state = r ? HRL_AL_FREE : HRL_AL_ACTIVE;
 		else if (slot->state == HRL_AL_LEAVING)
-			slot->state = r ? HRL_AL_ACTIVE : HRL_AL_FREE;
+			slot->state = HRL_AL_FREE;	/* a failed block may have landed: listed no more */
 	}
 	if (r) {
 		hrl_log_broken(hc);	/* writes go on once that is on disk: the whole device is resynced */
@@ -2047,7 +2050,7 @@ static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 	spin_lock_irq(&hc->lock);
 	hc->quiescing = false;
 	hc->log_failed = false;	/* a new load: the log device answers again */
-	hc->failure_recorded = false;
+	hc->failure_recorded = hc->failure_written = false;
 	spin_unlock_irq(&hc->lock);
 	return r;
 }
@@ -2296,9 +2299,13 @@ static int hrl_do_take_bitmap(struct hrl_c *hc, struct hrl_rpc *rpc)
 	spin_lock_irq(&hc->lock);
 	if (r) {
 		hrl_log_broken(hc);
+		hc->failure_written = false;	/* a failed superblock may have landed: written again */
 	} else {
-		if (cleared)	/* the disk no longer asks for the whole device: writes wait for the list again */
-			hc->failure_recorded = false;
+		if (cleared) {	/* the disk no longer asks for the whole device: writes wait for the list again */
+			hc->failure_recorded = hc->failure_written = false;
+			if (hc->al_all)	/* "every extent" leaves once its writes allow, idle or not */
+				hc->al_txn_wanted = true;
+		}
 		hc->flags |= HRL_SB_RESYNC_PENDING;
 		hc->take_seq = take_seq;
 		if (required && hc->required_gen == gen) {	/* not required again since: covered */

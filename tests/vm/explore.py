@@ -293,7 +293,7 @@ def check_batch(kernel, ex, batch, first, rwork, rseed, log):
         f.truncate(dsz)
     with open(f"{rwork}/check-console-{first}.txt", "w") as live:
         # the guest unpacks the states in its RAM: a long recording's need more than the 1 GiB of a short one's
-        mem = max(1024, 768 + os.path.getsize(states_tar) * 3 // 2 // MIB)
+        mem = max(1024, 1024 + os.path.getsize(states_tar) * 3 // MIB)  # a tmpfs gets half the RAM
         console = kernel.boot("crash_check", [pack, states_tar, scratch], rseed, timeout=120 + 90 * len(batch),
                               mem=mem, echo=lambda line: (live.write(line + "\n"), live.flush()))
     trouble = vmtest.kernel_trouble(console)
