@@ -170,8 +170,8 @@ class Explorer:
         return out
 
     def states(self, rng, extra, limit):
-        """(state, data image, log image) for every barrier in order, at most `limit` in all,
-        spread over the barriers and over the kinds of state."""
+        """(state, barrier, barrier's data image, barrier's log image) for every barrier in order, at most
+        `limit` in all, spread over the barriers and over the kinds of state; images() makes the state's own."""
         chosen = []
         data, log = bytearray(self.base_data), bytearray(self.base_log)
         di = li = 0
@@ -209,14 +209,19 @@ class Explorer:
             for j, st in enumerate(vs):
                 if (i, j) not in take:
                     continue
-                d = bytearray(data)
-                lg = bytearray(sb_lost_log if st.sb_lost else log)
-                for e, keep in sorted(st.data_keep, key=lambda x: x[0].index):
-                    self.lwd.apply(d, e, keep)
-                for e, keep in sorted(st.log_keep, key=lambda x: x[0].index):
-                    self.lwl.apply(lg, e, keep)
-                chosen.append((st, b, d, lg))
+                # the barrier's images, shared: a state's own are made when it is packed (200 of them at
+                # once would take gigabytes)
+                chosen.append((st, b, data, sb_lost_log if st.sb_lost else log))
         return chosen, total
+
+    def images(self, st, data, log):
+        """The data and log images of a state: its barrier's, with the writes it keeps."""
+        d, lg = bytearray(data), bytearray(log)
+        for e, keep in sorted(st.data_keep, key=lambda x: x[0].index):
+            self.lwd.apply(d, e, keep)
+        for e, keep in sorted(st.log_keep, key=lambda x: x[0].index):
+            self.lwl.apply(lg, e, keep)
+        return d, lg
 
     def old_record_csum(self, b):
         """The header checksum of the record the secondary held last at barrier b, as the primary wrote it
@@ -272,8 +277,9 @@ def check_batch(kernel, ex, batch, first, rwork, rseed, log):
     pack, states_tar, scratch = f"{rwork}/pack.img", f"{rwork}/states.tar", f"{rwork}/scratch.img"
     prechecks = {}
     with open(pack, "wb") as f:
-        for i, (st, b, d, lg) in enumerate(batch):
+        for i, (st, b, data, base_log) in enumerate(batch):
             st.index = first + i
+            d, lg = ex.images(st, data, base_log)
             ops = ex.journal.upto(b.journal_bytes)
             prechecks[i] = (cs.durable_violations(ops, ex.seed, d, ex.base_data, len(d) // cs.BLOCK),
                             ex.continuity(b, lg))
