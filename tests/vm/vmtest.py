@@ -346,14 +346,27 @@ def scenario_overflow(k, build, work, c):
     c.expect("resync-pending" in sb2["flags"] and "bitmap-mode" not in sb2["flags"], f"flags {sb2['flags']}")
 
 
+# An activity log of 8 extents of 256 KiB: a crash resyncs at most 2 MiB.
+SMALL_AL = ("--al-extents", "8", "--al-extent-size", "256K")
+
+
+def boot_until_killed(build, work, c, scenario, *format_args, data_mib=16, log_mib=16, ring=None):
+    """Formats a log and boots the scenario until the host kills qemu at its HRL-KILL-ME-NOW; returns
+    (console, data, log, spare), or None when the guest failed first or was not killed mid-scenario."""
+    data, log, spare = make_images(c.rng, work, data_mib=data_mib, log_mib=log_mib)
+    format_log(build, log, data, *format_args, ring=ring)
+    console = c.boot(scenario, [data, log, spare], kill_marker="HRL-KILL-ME-NOW", timeout=400)
+    failed = guest_lines(console, "GUEST-FAIL:")
+    if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console and not failed,
+                    f"the guest failed or was not killed mid-scenario: {failed}"):
+        return None
+    return console, data, log, spare
+
+
 def scenario_crash(k, build, work, c):
-    data, log, spare = make_images(c.rng, work, data_mib=32, log_mib=32)
-    # an activity log of 8 extents of 256 KiB: the crash must resync at most 2 MiB
-    format_log(build, log, data, "--al-extents", "8", "--al-extent-size", "256K")
-    console = c.boot("crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW")
-    c.console = console
-    if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console, "the guest was not killed mid-writes"):
+    if not (got := boot_until_killed(build, work, c, "crash", *SMALL_AL, data_mib=32, log_mib=32)):
         return
+    _, data, log, spare = got
     sb = dump(build, log)["superblock"]
     c.expect("clean" not in sb["flags"].split(","), "the log says clean after a kill")
     if not passed_in_guest(c, c.boot("after_crash", [data, log, spare])):
@@ -533,10 +546,9 @@ def scenario_corrupt_cut(k, build, work, c):
     replica_equal_after("corrupt_cut", k, work, c, log_mib=16, formatted=True, data_mib=32)
 
 
-def covers(build, log, block):
-    """How the log on disk says block (of 4 KiB) may differ after a crash, or None: resync-required, an
-    activity log listing every extent or the block's, or the block's bit in the dirty bitmap."""
-    d = dump(build, log)
+def covers(d, log, block):
+    """How the log on disk (its dump d) says block (of 4 KiB) may differ after a crash, or None:
+    resync-required, an activity log listing every extent or the block's, or the block's dirty bit."""
     sb, al = d["superblock"], d.get("activity_log", {})
     if "resync-required" in sb["flags"].split(","):
         return "resync-required"
@@ -552,21 +564,10 @@ def covers(build, log, block):
     return None
 
 
-def killed_with_small_al(build, work, c, scenario):
-    """Boots the scenario on a log with 8 extents of 256 KiB until the host kills qemu; returns the console
-    and the log image, or None when the guest failed first."""
-    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
-    format_log(build, log, data, "--al-extents", "8", "--al-extent-size", "256K")
-    console = c.boot(scenario, [data, log, spare], kill_marker="HRL-KILL-ME-NOW", timeout=400)
-    failed = guest_lines(console, "GUEST-FAIL:")
-    if not c.expect("HRL-KILL-ME-NOW" in console and not failed, f"the guest failed before the crash: {failed}"):
-        return None
-    return console, log
-
-
 def expect_covered(k, build, c, log, block, what, lines):
     """The log on disk after the crash covers block; prints how (or says what was on disk)."""
-    how, d = covers(build, log, block), dump(build, log)
+    d = dump(build, log)
+    how = covers(d, log, block)
     print(f"    {k.kver} {c.name}: after the crash block {block} is covered by {how}; the activity log on disk: "
           f"{d.get('activity_log')}", flush=True)
     c.expect(how, f"after the crash nothing on the log covers block {block}, {what}: {lines} "
@@ -575,18 +576,18 @@ def expect_covered(k, build, c, log, block, what, lines):
 
 def scenario_al_after_failure(k, build, work, c):
     """A log failure, the pass that answers it, a write to a new extent, a crash: the log still covers it."""
-    if not (got := killed_with_small_al(build, work, c, "al_after_failure")):
+    if not (got := boot_until_killed(build, work, c, "al_after_failure", *SMALL_AL)):
         return
-    console, log = got
+    console, _, log, _ = got
     expect_covered(k, build, c, log, 323, "written after the take",
                    guest_lines(console, "TAKEN:") + guest_lines(console, "WRITTEN:"))
 
 
 def scenario_al_hole(k, build, work, c):
     """A failed MARK, writes journaled after it, an eviction, a crash: the log still covers their blocks."""
-    if not (got := killed_with_small_al(build, work, c, "al_hole")):
+    if not (got := boot_until_killed(build, work, c, "al_hole", *SMALL_AL)):
         return
-    console, log = got
+    console, _, log, _ = got
     crash = guest_lines(console, "BEFORE-CRASH:")
     c.expect(crash and "mark: device-mapper: message ioctl" in crash[0], f"the mark did not fail: {crash}")
     expect_covered(k, build, c, log, 1, "journaled after the failed mark", guest_lines(console, "AFTER-MARK:") + crash)
@@ -603,14 +604,11 @@ def scenario_corrupt(k, build, work, c):
 def scenario_ack_crash(k, build, work, c):
     """A process crash while an ack's superblock write is held in flight: the load walks from the tail the
     disk has, and finds every record from it on (none overwritten in the ring space the ack would free)."""
-    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
-    format_log(build, log, data, ring="4M")
-    console = c.boot("ack_crash", [data, log, spare], kill_marker="HRL-KILL-ME-NOW", timeout=400)
-    if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console, "the guest was not killed"):
+    if not (got := boot_until_killed(build, work, c, "ack_crash", ring="4M")):
         return
-    failed = guest_lines(console, "GUEST-FAIL:")
+    console, data, log, spare = got
     before, crash = guest_lines(console, "BEFORE-ACK:"), guest_lines(console, "BEFORE-CRASH:")
-    if not c.expect(not failed and before and crash, f"the guest failed before the crash: {failed}"):
+    if not c.expect(before and crash, f"no status before the ack or before the crash: {before} {crash}"):
         return
     before, crash = before[0].split(), crash[0].split()
     c.expect(guest_lines(console, "ACK-HELD:"), "the ack was not held in flight when qemu was killed")

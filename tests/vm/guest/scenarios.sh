@@ -805,10 +805,13 @@ scenario_race_take() {
   remove_x
 }
 
-# $ring: the sector of vdb where the log's ring starts; $end: vdb's size.
+# The number key $1 has in /tmp/dump.json (hrl-log dump --json), first after a line matching $2.
+dump_number() { sed -n "/${2:-.}/,\$p" /tmp/dump.json | sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p" | head -1; }
+
+# $ring: the sector of vdb where the log's ring starts; $end: vdb's size; /tmp/dump.json: its dump.
 ring_and_end() {
   hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
-  ring=$(sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' /tmp/dump.json | head -1)
+  ring=$(dump_number ring_offset)
   [ -n "$ring" ] || { head -5 /tmp/dump.json; fail "no ring offset in the log's superblock"; return 1; }
   ring=$((ring / 512)) end=$(sect /dev/vdb)
 }
@@ -885,18 +888,17 @@ $ring $((end - ring)) flakey /dev/vdb $ring 0 1 1 error_writes" || fail "make th
 #     writes journaled after it complete; a write to a new extent then evicts
 #     the oldest of theirs from the activity log (8 slots, all busy). Writes
 #     to the superblocks (not flushes) are held 15 s in dm-delay; the host
-#     kills qemu at 6 s. The
-#     extent must not leave before a superblock asking for the whole device
-#     is on disk: a load cuts the ring at the hole and drops the records
-#     after it, so the list is all that covers their blocks. The host checks
-#     block 1 (extent 0) on the log on disk.
+#     kills qemu at 6 s. The extent must not leave before a superblock
+#     asking for the whole device is on disk: a load cuts the ring at the
+#     hole and drops the records after it, so the list is all that covers
+#     their blocks. The host checks block 1 (extent 0) on the log on disk.
 scenario_al_hole() {
   ring_and_end || return 1
-  meta=$(($(sed -n 's/.*"bitmap_offset": \([0-9]*\).*/\1/p' /tmp/dump.json | head -1) / 512))
+  meta=$(($(dump_number bitmap_offset) / 512))
   map_x xlog "0 $end linear /dev/vdb 0" || return 1
   for e in 0 1 2 3 4 5 6 7; do put 4096 1 $((e * 64)) || fail "write to extent $e" || return 1; done
   hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
-  h=$(sed -n '/"end"/,$p' /tmp/dump.json | sed -n 's/.*"ring_offset": \([0-9]*\).*/\1/p' | head -1)
+  h=$(dump_number ring_offset '"end"')
   [ -n "$h" ] || { tail -8 /tmp/dump.json; fail "no end of the ring in the dump"; return 1; }
   m=$((ring + h / 512))
   echo "0 2 error" | dmsetup create xerr || fail "xerr" || return 1
