@@ -36,7 +36,8 @@
  * messages hand it their work and wait (as dm-era does). State lives on the
  * log device between a postsuspend (which writes it, with the clean flag)
  * and the next preresume (which reads it back), so a table reload never has
- * two writers on one log.
+ * two writers on one log. One thing only lives in the module instead: a
+ * resync of the whole device that the postsuspend could not write.
  */
 #include <linux/bio.h>
 #include <linux/device-mapper.h>
@@ -95,6 +96,7 @@ struct hrl_c {
 	struct work_struct deferred_work;	/* dispatches writes that waited */
 	struct work_struct event_work;		/* dm_table_event() needs process context */
 	struct delayed_work flush_work;		/* flushes the log: completed records become durable */
+	struct delayed_work retry_work;		/* runs the metadata worker again after a refused write */
 	struct work_struct meta_work;		/* the metadata worker */
 	/*
 	 * Child bios, one set per kind: a write takes one bio of each kind, in
@@ -187,7 +189,24 @@ struct hrl_c {
 	u64 al_all_max_seq;	/* the newest record of those writes */
 	bool failure_recorded;	/* after a log failure, a superblock saying so was written (or tried) */
 	bool failure_written;	/* ... and it reached the disk */
+	struct hrl_unwritten *unwritten_spare;	/* given to hrl_unwritten_list by a failed suspend */
 };
+
+/*
+ * A resync of the whole device that a suspend could not write to its log
+ * (the log refused the superblock), by the log's uuid: the next resume of
+ * any table on that log requires it again, since the load cannot know it,
+ * nor the writes that went without the activity log meanwhile. A power loss
+ * before that resume loses it (the kernel log has said the write failed).
+ */
+struct hrl_unwritten {
+	struct list_head list;
+	u8 uuid[16];
+	u32 reason;
+};
+
+static LIST_HEAD(hrl_unwritten_list);
+static DEFINE_MUTEX(hrl_unwritten_mutex);	/* taken inside a target's meta_lock */
 
 /* An extent of the activity log, in core. */
 enum hrl_al_state {
@@ -535,7 +554,7 @@ static int hrl_write_sb(struct hrl_c *hc, const struct hrl_sb_state *st, bool cl
 	if (!r)
 		hc->sb_update_seq++;
 	else
-		DMERR("%s: superblock write failed: %d", hc->log_dev->name, r);
+		DMERR_LIMIT("%s: superblock write failed: %d", hc->log_dev->name, r);
 	return r;
 }
 
@@ -1541,7 +1560,7 @@ static int hrl_record_failure(struct hrl_c *hc)
 			    hc->log_dev->name);
 	spin_lock_irq(&hc->lock);
 	hc->failure_recorded = true;
-	hc->failure_written = !r;	/* else tried again by the next transaction and the next worker run */
+	hc->failure_written = !r;	/* else tried again by the next worker run (the retry's, in a second) */
 	spin_unlock_irq(&hc->lock);
 	queue_work(hc->io_wq, &hc->deferred_work);
 	return r;
@@ -1691,7 +1710,7 @@ static void hrl_meta_worker(struct work_struct *work)
 	struct hrl_sb_state st;
 	struct bio_list bios;
 	LIST_HEAD(rpcs);
-	bool stale, al_txn;
+	bool stale, al_txn, refused = false;
 
 	mutex_lock(&hc->meta_lock);
 	spin_lock_irq(&hc->lock);
@@ -1722,13 +1741,31 @@ static void hrl_meta_worker(struct work_struct *work)
 		hrl_sb_now(hc, &st);
 		if (hrl_write_sb(hc, &st, false, false)) {
 			spin_lock_irq(&hc->lock);
-			hc->sb_stale = true;	/* the next change tries again */
+			hc->sb_stale = true;
 			spin_unlock_irq(&hc->lock);
+			refused = true;
 		}
 	}
-	(void)hrl_record_failure(hc);
+	/* Even after a refused write: a refused failure superblock lets the writes go. */
+	refused |= hrl_record_failure(hc) != 0;
+	/*
+	 * Nothing else may run the worker again soon (no flush in bitmap mode,
+	 * no message): a refused superblock is tried again about a second
+	 * later, so a log that answers again soon holds the resync that only
+	 * memory knew. No backoff: a refused write costs one block I/O, and a
+	 * device that hangs spaces the tries itself. Stopped by the suspend.
+	 */
+	if (refused)
+		queue_delayed_work(hc->meta_wq, &hc->retry_work, HZ);
 	mutex_unlock(&hc->meta_lock);
 	memalloc_noio_restore(noio);
+}
+
+static void hrl_retry_worker(struct work_struct *work)
+{
+	struct hrl_c *hc = container_of(to_delayed_work(work), struct hrl_c, retry_work);
+
+	queue_work(hc->meta_wq, &hc->meta_work);
 }
 
 /* ---- loading the ring ------------------------------------------------- */
@@ -2036,6 +2073,79 @@ static int hrl_load(struct hrl_c *hc)
 
 /* ---- what the metadata worker does for the target interface ----------- */
 
+static struct hrl_unwritten *hrl_unwritten_find(const u8 *uuid)
+{
+	struct hrl_unwritten *u;
+
+	lockdep_assert_held(&hrl_unwritten_mutex);
+	list_for_each_entry(u, &hrl_unwritten_list, list)
+		if (!memcmp(u->uuid, uuid, sizeof(u->uuid)))
+			return u;
+	return NULL;
+}
+
+/* The suspend could not write the superblock: a resync only memory knows is kept for the next resume. */
+static void hrl_unwritten_keep(struct hrl_c *hc)
+{
+	bool required;
+	u32 reason;
+
+	lockdep_assert_held(&hc->meta_lock);
+	spin_lock_irq(&hc->lock);
+	required = hc->flags & HRL_SB_RESYNC_REQUIRED;
+	reason = hc->reason;
+	spin_unlock_irq(&hc->lock);
+	if (!required)
+		return;
+	mutex_lock(&hrl_unwritten_mutex);
+	/* The spare is gone only while the entry of this log is on the list. */
+	if (!hrl_unwritten_find(hc->uuid) && !WARN_ON_ONCE(!hc->unwritten_spare)) {
+		memcpy(hc->unwritten_spare->uuid, hc->uuid, sizeof(hc->uuid));
+		hc->unwritten_spare->reason = reason;
+		list_add(&hc->unwritten_spare->list, &hrl_unwritten_list);
+		hc->unwritten_spare = NULL;
+	}
+	mutex_unlock(&hrl_unwritten_mutex);
+	DMERR("%s: the next resume requires a resync of the whole device (%s); a power loss before it forgets that",
+	      hc->log_dev->name, hrl_reason_name(reason));
+}
+
+/* After the load: a resync a suspend could not write is required again. */
+static void hrl_unwritten_require(struct hrl_c *hc)
+{
+	struct hrl_unwritten *u;
+
+	lockdep_assert_held(&hc->meta_lock);
+	mutex_lock(&hrl_unwritten_mutex);
+	u = hrl_unwritten_find(hc->uuid);
+	if (u) {
+		spin_lock_irq(&hc->lock);
+		hrl_set_resync_required(hc, u->reason);
+		spin_unlock_irq(&hc->lock);
+		DMWARN("%s: a suspend could not write that the whole device needs a resync: required again",
+		       hc->log_dev->name);
+	}
+	mutex_unlock(&hrl_unwritten_mutex);
+}
+
+/* The resume's superblock holds the resync now: the module forgets it. */
+static void hrl_unwritten_written(struct hrl_c *hc)
+{
+	struct hrl_unwritten *u;
+
+	lockdep_assert_held(&hc->meta_lock);
+	mutex_lock(&hrl_unwritten_mutex);
+	u = hrl_unwritten_find(hc->uuid);
+	if (u) {
+		list_del(&u->list);
+		if (!hc->unwritten_spare)
+			hc->unwritten_spare = u;
+		else
+			kfree(u);
+	}
+	mutex_unlock(&hrl_unwritten_mutex);
+}
+
 static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
 	struct hrl_sb_state st;
@@ -2044,9 +2154,12 @@ static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 	r = hrl_load(hc);
 	if (r)
 		return r;
+	hrl_unwritten_require(hc);
 	hrl_sb_now(hc, &st);
 	r = hrl_commit(hc, &st, false);	/* the clean flag goes until the next suspend */
 	hc->active = !r;
+	if (!r)
+		hrl_unwritten_written(hc);
 	spin_lock_irq(&hc->lock);
 	hc->quiescing = false;
 	hc->log_failed = false;	/* a new load: the log device answers again */
@@ -2058,19 +2171,21 @@ static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 static int hrl_do_suspend(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
 	struct hrl_sb_state st;
-	int r;
+	int unflushed, r;
 
 	if (!hc->active)
 		return 0;
-	r = blkdev_issue_flush(hc->data_dev->bdev);
-	if (!r) {
-		hrl_sb_now(hc, &st);
+	/* Without a flushed data device the state is still written, unclean: a resync it requires lands. */
+	unflushed = blkdev_issue_flush(hc->data_dev->bdev);
+	hrl_sb_now(hc, &st);
+	if (!unflushed)
 		st.head = hc->head;	/* quiesced and flushed below: the head is durable */
-		r = hrl_commit(hc, &st, true);
-	}
+	r = hrl_commit(hc, &st, !unflushed);
+	if (unflushed || r)
+		DMERR("%s: could not %s on suspend (%d): it will load as unclean", hc->log_dev->name,
+		      r ? "write the log's state" : "flush the data device", r ?: unflushed);
 	if (r)
-		DMERR("%s: could not write the log's state on suspend (%d): it will load as unclean",
-		      hc->log_dev->name, r);
+		hrl_unwritten_keep(hc);
 	hc->active = false;
 	return 0;
 }
@@ -2401,6 +2516,9 @@ static void hrl_postsuspend(struct dm_target *ti)
 	/* No write is in flight: what the I/O path queued is all that is left. */
 	hrl_quiesce(hc);
 	hrl_rpc(hc, &rpc);
+	/* Inactive now: the worker queues no retry, and none it queued runs after this. */
+	cancel_delayed_work_sync(&hc->retry_work);
+	flush_workqueue(hc->meta_wq);
 }
 
 static int hrl_message(struct dm_target *ti, unsigned int argc, char **argv,
@@ -2497,6 +2615,7 @@ static void hrl_free(struct hrl_c *hc)
 	kfree(hc->sb_buf);
 	kvfree(hc->al);
 	kfree(hc->al_buf);
+	kfree(hc->unwritten_spare);
 	if (hc->io_client)
 		dm_io_client_destroy(hc->io_client);
 	if (hc->log_dev)
@@ -2578,6 +2697,7 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 	hc->spans = kvcalloc(hc->nr_slots, sizeof(*hc->spans), GFP_KERNEL);
 	hc->done_slots = kvcalloc(BITS_TO_LONGS(hc->nr_slots), sizeof(long), GFP_KERNEL);
 	hc->sb_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
+	hc->unwritten_spare = kzalloc(sizeof(*hc->unwritten_spare), GFP_KERNEL);
 	if (hc->al_slots) {
 		hc->al = kvcalloc(hc->al_slots, sizeof(*hc->al), GFP_KERNEL);
 		hc->al_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
@@ -2590,7 +2710,8 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 	hc->io_wq = alloc_workqueue("dm-hrl-io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	hc->meta_wq = alloc_ordered_workqueue("dm-hrl-meta", WQ_MEM_RECLAIM);
 	if (!hc->dirty || !hc->spare || !hc->dirty_disk || !hc->resync || !hc->dirty_pages ||
-	    !hc->spans || !hc->done_slots || !hc->sb_buf || !hc->page_pool || !hc->io_wq || !hc->meta_wq) {
+	    !hc->spans || !hc->done_slots || !hc->sb_buf || !hc->unwritten_spare || !hc->page_pool || !hc->io_wq ||
+	    !hc->meta_wq) {
 		ti->error = "out of memory";
 		return -ENOMEM;
 	}
@@ -2640,6 +2761,7 @@ static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	INIT_WORK(&hc->meta_work, hrl_meta_worker);
 	INIT_WORK(&hc->event_work, hrl_event_worker);
 	INIT_DELAYED_WORK(&hc->flush_work, hrl_flush_worker);
+	INIT_DELAYED_WORK(&hc->retry_work, hrl_retry_worker);
 
 	r = dm_get_device(ti, argv[0], dm_table_get_mode(ti->table), &hc->data_dev);
 	if (r) {
@@ -2693,8 +2815,11 @@ static void hrl_dtr(struct dm_target *ti)
 {
 	struct hrl_c *hc = ti->private;
 
-	hrl_quiesce(hc);
-	flush_workqueue(hc->meta_wq);
+	/*
+	 * Suspended as a postsuspend would: a device left suspended when
+	 * another target's preresume failed never calls it for this one.
+	 */
+	hrl_postsuspend(ti);
 	hrl_free(hc);
 }
 
@@ -2723,7 +2848,11 @@ static int __init dm_hrl_init(void)
 
 static void __exit dm_hrl_exit(void)
 {
+	struct hrl_unwritten *u, *next;
+
 	dm_unregister_target(&hrl_target);
+	list_for_each_entry_safe(u, next, &hrl_unwritten_list, list)
+		kfree(u);
 }
 
 module_init(dm_hrl_init);

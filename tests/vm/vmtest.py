@@ -564,33 +564,48 @@ def covers(d, log, block):
     return None
 
 
-def expect_covered(k, build, c, log, block, what, lines):
-    """The log on disk after the crash covers block; prints how (or says what was on disk)."""
+def killed_then_covered(k, build, work, c, scenario, block, what, *markers):
+    """Boots scenario (a small activity log) until the host kills it; the log on disk must cover block.
+    On failure, says how the guest's lines after markers and the log on disk stood. Returns the console."""
+    if not (got := boot_until_killed(build, work, c, scenario, *SMALL_AL)):
+        return None
+    console, _, log, _ = got
     d = dump(build, log)
     how = covers(d, log, block)
     print(f"    {k.kver} {c.name}: after the crash block {block} is covered by {how}; the activity log on disk: "
           f"{d.get('activity_log')}", flush=True)
+    lines = [line for m in markers for line in guest_lines(console, m)]
     c.expect(how, f"after the crash nothing on the log covers block {block}, {what}: {lines} "
                   f"superblock {d['superblock']['flags']}, activity log {d.get('activity_log')}")
+    return console
 
 
 def scenario_al_after_failure(k, build, work, c):
     """A log failure, the pass that answers it, a write to a new extent, a crash: the log still covers it."""
-    if not (got := boot_until_killed(build, work, c, "al_after_failure", *SMALL_AL)):
-        return
-    console, _, log, _ = got
-    expect_covered(k, build, c, log, 323, "written after the take",
-                   guest_lines(console, "TAKEN:") + guest_lines(console, "WRITTEN:"))
+    killed_then_covered(k, build, work, c, "al_after_failure", 323, "written after the take", "TAKEN:", "WRITTEN:")
 
 
 def scenario_al_hole(k, build, work, c):
     """A failed MARK, writes journaled after it, an eviction, a crash: the log still covers their blocks."""
-    if not (got := boot_until_killed(build, work, c, "al_hole", *SMALL_AL)):
-        return
-    console, _, log, _ = got
-    crash = guest_lines(console, "BEFORE-CRASH:")
-    c.expect(crash and "mark: device-mapper: message ioctl" in crash[0], f"the mark did not fail: {crash}")
-    expect_covered(k, build, c, log, 1, "journaled after the failed mark", guest_lines(console, "AFTER-MARK:") + crash)
+    console = killed_then_covered(k, build, work, c, "al_hole", 1, "journaled after the failed mark",
+                                  "AFTER-MARK:", "BEFORE-CRASH:")
+    if console:
+        crash = guest_lines(console, "BEFORE-CRASH:")
+        c.expect(crash and "mark: device-mapper: message ioctl" in crash[0], f"the mark did not fail: {crash}")
+
+
+def scenario_al_refused(k, build, work, c):
+    """The log refuses every write (the failure's superblock too), answers again, then a crash with no
+    flush or message between: the superblock was tried again, the log on disk covers the write."""
+    killed_then_covered(k, build, work, c, "al_refused", 323, "written while the log refused writes",
+                        "REFUSED:", "BEFORE-CRASH:")
+
+
+def scenario_suspend_refused(k, build, work, c):
+    """A suspend the log refused, a resume that fails, a new table, a resume once the log answers: the
+    whole device is required again, on disk (the host kills qemu and looks)."""
+    killed_then_covered(k, build, work, c, "suspend_refused", 323, "written while the log refused writes",
+                        "REFUSED:", "ON-DISK:", "RESUMED:")
 
 
 def scenario_race_take(k, build, work, c):
@@ -657,6 +672,8 @@ SCENARIOS = {
     "ack_crash": scenario_ack_crash,
     "al_after_failure": scenario_al_after_failure,
     "al_hole": scenario_al_hole,
+    "al_refused": scenario_al_refused,
+    "suspend_refused": scenario_suspend_refused,
     "crash_states": scenario_crash_states,
 }
 

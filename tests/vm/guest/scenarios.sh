@@ -917,3 +917,64 @@ $((m + 2)) $((end - m - 2)) linear /dev/vdb $((m + 2))" || fail "hold the superb
   echo "HRL-KILL-ME-NOW"
   sleep 30
 }
+
+# Writes the log refuses, all of them (dm-flakey over the whole log): a write
+# to an extent the activity log does not list makes the log fail, and the
+# superblock that says so is refused too (checked on vdb below the log).
+# Waits for resync-required, then 3 s more: the driver tries that superblock
+# again meanwhile and is refused again.
+refuse_a_write() {
+  ring_and_end || return 1
+  map_x xlog "0 $end linear /dev/vdb 0" || return 1
+  put 4096 1 0 || fail "a journaled write" || return 1
+  swap_table xlog "0 $end flakey /dev/vdb 0 0 1 1 error_writes" || fail "make the log refuse writes" || return 1
+  put 4096 1 323 || fail "a write while the log refuses them" || return 1
+  i=0
+  while [ $i -lt 100 ] && [ "$(field 1)" != resync-required ]; do usleep 100000; i=$((i + 1)); done
+  echo "REFUSED: $(status)"
+  [ "$(field 1)" = resync-required ] || fail "no resync-required after the log refused a write: $(status)" || return 1
+  sleep 3
+  flags=$(hrl-log dump --json /dev/vdb | grep -m1 '"flags"')
+  echo "ON-DISK: $flags"
+  [ -n "$flags" ] && ! echo "$flags" | grep -q resync-required ||
+    fail "the log took the failure's superblock: nothing was refused" || return 1
+}
+
+# 23. The log refuses every write, the failure's superblock included, then
+#     answers again; nothing runs the metadata worker (no flush, no message)
+#     for 3 s; the host kills qemu. The superblock must have been tried
+#     again meanwhile: the host checks that the log on disk covers block 323.
+scenario_al_refused() {
+  refuse_a_write || return 1
+  swap_table xlog "0 $end linear /dev/vdb 0" || fail "the log answers again" || return 1
+  sleep 3
+  echo "BEFORE-CRASH: $(status)"
+  echo "HRL-KILL-ME-NOW"
+  sleep 30
+}
+
+# 24. The log refuses every write, the suspend's superblock included; a
+#     resume fails (the ring answers again, the superblock is refused); the
+#     table is reloaded (a new
+#     target); the log answers again and the device resumes. The resume must
+#     require the whole device (the load finds a superblock without it, and an
+#     activity log that lacks the write to block 323); then the host kills
+#     qemu and checks that the log on disk covers block 323.
+scenario_suspend_refused() {
+  refuse_a_write || return 1
+  dmsetup suspend hrl0 || fail "suspend while the log refuses writes" || return 1
+  # the ring takes writes again (the load zeroes past its head), the metadata does not
+  swap_table xlog "0 $ring flakey /dev/vdb 0 0 1 1 error_writes
+$ring $((end - ring)) linear /dev/vdb $ring" || fail "refuse the metadata writes only" || return 1
+  ! dmsetup resume hrl0 2>/dev/null || fail "a resume whose superblock the log refused succeeded" || return 1
+  dmesg | grep -q "needs a resync: required again" ||
+    fail "the failed resume did not get as far as its superblock: $(dmesg | tail -3)" || return 1
+  echo "0 $(sect /dev/vda) hrl /dev/mapper/xdata /dev/mapper/xlog" | dmsetup reload hrl0 ||
+    fail "reload the table" || return 1
+  swap_table xlog "0 $end linear /dev/vdb 0" || fail "the log answers again" || return 1
+  dmsetup resume hrl0 || fail "resume: $(dmesg | tail -3)" || return 1
+  echo "RESUMED: $(status)"
+  [ "$(field 1)" = resync-required ] || fail "the resume forgot the resync the log refused: $(status)" || return 1
+  echo "HRL-KILL-ME-NOW"
+  sleep 30
+}
