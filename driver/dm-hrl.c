@@ -189,19 +189,21 @@ struct hrl_c {
 	u64 al_all_max_seq;	/* the newest record of those writes */
 	bool failure_recorded;	/* after a log failure, a superblock saying so was written (or tried) */
 	bool failure_written;	/* ... and it reached the disk */
-	struct hrl_unwritten *unwritten_spare;	/* given to hrl_unwritten_list by a failed suspend */
 };
 
 /*
  * A resync of the whole device that a suspend could not write to its log
- * (the log refused the superblock), by the log's uuid: the next resume of
- * any table on that log requires it again, since the load cannot know it,
- * nor the writes that went without the activity log meanwhile. A power loss
- * before that resume loses it (the kernel log has said the write failed).
+ * (the log refused the superblock), by the log's uuid and generation: the
+ * next resume of any table on that log requires it again, since the load
+ * cannot know it, nor the writes that went without the activity log
+ * meanwhile. A log formatted again decided its own resync: the entry goes.
+ * A power loss or an unload before that resume loses it (the kernel log
+ * says so).
  */
 struct hrl_unwritten {
 	struct list_head list;
 	u8 uuid[16];
+	u64 generation;
 	u32 reason;
 };
 
@@ -1544,20 +1546,23 @@ static int hrl_al_write(struct hrl_c *hc, u64 seq, bool all, u32 count)
 static int hrl_record_failure(struct hrl_c *hc)
 {
 	struct hrl_sb_state st;
-	bool newly;
+	bool newly, retried;
 	int r;
 
 	lockdep_assert_held(&hc->meta_lock);
 	spin_lock_irq(&hc->lock);
 	newly = hc->log_failed && !hc->failure_written && hc->active && (hc->flags & HRL_SB_RESYNC_REQUIRED);
+	retried = hc->failure_recorded;
 	spin_unlock_irq(&hc->lock);
 	if (!newly)
 		return 0;
 	hrl_sb_now(hc, &st);
 	r = hrl_write_sb(hc, &st, false, true);
-	if (r)
-		DMERR_LIMIT("%s: the log takes no superblock either: a crash now may load without resync-required",
-			    hc->log_dev->name);
+	if (r && !retried)	/* once: the retries every second say nothing new */
+		DMERR("%s: the log takes no superblock either: a crash now may load without resync-required; tried again every second",
+		      hc->log_dev->name);
+	else if (!r && retried)
+		DMINFO("%s: the log took the superblock that requires the whole device", hc->log_dev->name);
 	spin_lock_irq(&hc->lock);
 	hc->failure_recorded = true;
 	hc->failure_written = !r;	/* else tried again by the next worker run (the retry's, in a second) */
@@ -1750,10 +1755,11 @@ static void hrl_meta_worker(struct work_struct *work)
 	refused |= hrl_record_failure(hc) != 0;
 	/*
 	 * Nothing else may run the worker again soon (no flush in bitmap mode,
-	 * no message): a refused superblock is tried again about a second
-	 * later, so a log that answers again soon holds the resync that only
-	 * memory knew. No backoff: a refused write costs one block I/O, and a
-	 * device that hangs spaces the tries itself. Stopped by the suspend.
+	 * no message): a refused superblock is tried again every second, so a
+	 * log that answers again holds within a second the resync that only
+	 * memory knew. No backoff, which would widen that window: a dead log
+	 * costs a block write a second, and a hung one spaces the tries itself.
+	 * Stopped by the suspend.
 	 */
 	if (refused)
 		queue_delayed_work(hc->meta_wq, &hc->retry_work, HZ);
@@ -1765,7 +1771,13 @@ static void hrl_retry_worker(struct work_struct *work)
 {
 	struct hrl_c *hc = container_of(to_delayed_work(work), struct hrl_c, retry_work);
 
-	queue_work(hc->meta_wq, &hc->meta_work);
+	/*
+	 * Not while the device is suspended: a target left active there (by
+	 * another target's failed preresume) must not write over the log a
+	 * new table is loading. The resume's commit writes it instead.
+	 */
+	if (!dm_suspended(hc->ti))
+		queue_work(hc->meta_wq, &hc->meta_work);
 }
 
 /* ---- loading the ring ------------------------------------------------- */
@@ -2087,6 +2099,7 @@ static struct hrl_unwritten *hrl_unwritten_find(const u8 *uuid)
 /* The suspend could not write the superblock: a resync only memory knows is kept for the next resume. */
 static void hrl_unwritten_keep(struct hrl_c *hc)
 {
+	struct hrl_unwritten *u;
 	bool required;
 	u32 reason;
 
@@ -2098,34 +2111,49 @@ static void hrl_unwritten_keep(struct hrl_c *hc)
 	if (!required)
 		return;
 	mutex_lock(&hrl_unwritten_mutex);
-	/* The spare is gone only while the entry of this log is on the list. */
-	if (!hrl_unwritten_find(hc->uuid) && !WARN_ON_ONCE(!hc->unwritten_spare)) {
-		memcpy(hc->unwritten_spare->uuid, hc->uuid, sizeof(hc->uuid));
-		hc->unwritten_spare->reason = reason;
-		list_add(&hc->unwritten_spare->list, &hrl_unwritten_list);
-		hc->unwritten_spare = NULL;
+	u = hrl_unwritten_find(hc->uuid);
+	if (!u) {
+		u = kzalloc(sizeof(*u), GFP_NOIO);
+		if (u) {
+			memcpy(u->uuid, hc->uuid, sizeof(u->uuid));
+			list_add(&u->list, &hrl_unwritten_list);
+		}
+	}
+	if (u) {
+		u->generation = hc->generation;
+		u->reason = reason;
 	}
 	mutex_unlock(&hrl_unwritten_mutex);
-	DMERR("%s: the next resume requires a resync of the whole device (%s); a power loss before it forgets that",
-	      hc->log_dev->name, hrl_reason_name(reason));
+	if (u)
+		DMERR("%s: the next resume requires a resync of the whole device (%s); a power loss before it forgets that",
+		      hc->log_dev->name, hrl_reason_name(reason));
+	else
+		DMERR("%s: out of memory: the next resume forgets that the whole device needs a resync (%s)",
+		      hc->log_dev->name, hrl_reason_name(reason));
 }
 
-/* After the load: a resync a suspend could not write is required again. */
+/* After the load: a resync a suspend could not write is required again, unless the log was formatted since. */
 static void hrl_unwritten_require(struct hrl_c *hc)
 {
 	struct hrl_unwritten *u;
+	bool required = false;
 
 	lockdep_assert_held(&hc->meta_lock);
 	mutex_lock(&hrl_unwritten_mutex);
 	u = hrl_unwritten_find(hc->uuid);
-	if (u) {
+	if (u && u->generation == hc->generation) {
 		spin_lock_irq(&hc->lock);
 		hrl_set_resync_required(hc, u->reason);
 		spin_unlock_irq(&hc->lock);
-		DMWARN("%s: a suspend could not write that the whole device needs a resync: required again",
-		       hc->log_dev->name);
+		required = true;
+	} else if (u) {
+		list_del(&u->list);
+		kfree(u);
 	}
 	mutex_unlock(&hrl_unwritten_mutex);
+	if (required)
+		DMWARN("%s: a suspend could not write that the whole device needs a resync: required again",
+		       hc->log_dev->name);
 }
 
 /* The resume's superblock holds the resync now: the module forgets it. */
@@ -2138,10 +2166,7 @@ static void hrl_unwritten_written(struct hrl_c *hc)
 	u = hrl_unwritten_find(hc->uuid);
 	if (u) {
 		list_del(&u->list);
-		if (!hc->unwritten_spare)
-			hc->unwritten_spare = u;
-		else
-			kfree(u);
+		kfree(u);
 	}
 	mutex_unlock(&hrl_unwritten_mutex);
 }
@@ -2151,6 +2176,7 @@ static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 	struct hrl_sb_state st;
 	int r;
 
+	hc->active = false;	/* the load replaces the in-core state: nothing writes it until it is whole */
 	r = hrl_load(hc);
 	if (r)
 		return r;
@@ -2168,6 +2194,12 @@ static int hrl_do_resume(struct hrl_c *hc, struct hrl_rpc *rpc)
 	return r;
 }
 
+static int hrl_do_deactivate(struct hrl_c *hc, struct hrl_rpc *rpc)
+{
+	hc->active = false;
+	return 0;
+}
+
 static int hrl_do_suspend(struct hrl_c *hc, struct hrl_rpc *rpc)
 {
 	struct hrl_sb_state st;
@@ -2181,11 +2213,14 @@ static int hrl_do_suspend(struct hrl_c *hc, struct hrl_rpc *rpc)
 	if (!unflushed)
 		st.head = hc->head;	/* quiesced and flushed below: the head is durable */
 	r = hrl_commit(hc, &st, !unflushed);
-	if (unflushed || r)
-		DMERR("%s: could not %s on suspend (%d): it will load as unclean", hc->log_dev->name,
-		      r ? "write the log's state" : "flush the data device", r ?: unflushed);
-	if (r)
+	if (unflushed)
+		DMERR("%s: could not flush the data device on suspend (%d): the log will load as unclean",
+		      hc->data_dev->name, unflushed);
+	if (r) {
+		DMERR("%s: could not write the log's state on suspend (%d): it will load as unclean",
+		      hc->log_dev->name, r);
 		hrl_unwritten_keep(hc);
+	}
 	hc->active = false;
 	return 0;
 }
@@ -2508,17 +2543,25 @@ static int hrl_preresume(struct dm_target *ti)
 	return hrl_rpc(hc, &rpc);
 }
 
-static void hrl_postsuspend(struct dm_target *ti)
+/*
+ * Quiesces the target and has the metadata worker run fn, which leaves it
+ * inactive: the worker queues no retry from then on, and none it queued
+ * runs after this.
+ */
+static void hrl_stop(struct hrl_c *hc, int (*fn)(struct hrl_c *hc, struct hrl_rpc *rpc))
 {
-	struct hrl_c *hc = ti->private;
-	struct hrl_rpc rpc = { .fn = hrl_do_suspend, .suspended_too = true };
+	struct hrl_rpc rpc = { .fn = fn, .suspended_too = true };
 
 	/* No write is in flight: what the I/O path queued is all that is left. */
 	hrl_quiesce(hc);
 	hrl_rpc(hc, &rpc);
-	/* Inactive now: the worker queues no retry, and none it queued runs after this. */
 	cancel_delayed_work_sync(&hc->retry_work);
 	flush_workqueue(hc->meta_wq);
+}
+
+static void hrl_postsuspend(struct dm_target *ti)
+{
+	hrl_stop(ti->private, hrl_do_suspend);
 }
 
 static int hrl_message(struct dm_target *ti, unsigned int argc, char **argv,
@@ -2598,10 +2641,10 @@ static int hrl_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn 
 
 static void hrl_free(struct hrl_c *hc)
 {
+	if (hc->meta_wq)	/* first: its work queues work on io_wq */
+		destroy_workqueue(hc->meta_wq);
 	if (hc->io_wq)
 		destroy_workqueue(hc->io_wq);
-	if (hc->meta_wq)
-		destroy_workqueue(hc->meta_wq);
 	while (hc->nr_bs_ready)
 		bioset_exit(&hc->bs[--hc->nr_bs_ready]);
 	mempool_destroy(hc->page_pool);
@@ -2615,7 +2658,6 @@ static void hrl_free(struct hrl_c *hc)
 	kfree(hc->sb_buf);
 	kvfree(hc->al);
 	kfree(hc->al_buf);
-	kfree(hc->unwritten_spare);
 	if (hc->io_client)
 		dm_io_client_destroy(hc->io_client);
 	if (hc->log_dev)
@@ -2697,7 +2739,6 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 	hc->spans = kvcalloc(hc->nr_slots, sizeof(*hc->spans), GFP_KERNEL);
 	hc->done_slots = kvcalloc(BITS_TO_LONGS(hc->nr_slots), sizeof(long), GFP_KERNEL);
 	hc->sb_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
-	hc->unwritten_spare = kzalloc(sizeof(*hc->unwritten_spare), GFP_KERNEL);
 	if (hc->al_slots) {
 		hc->al = kvcalloc(hc->al_slots, sizeof(*hc->al), GFP_KERNEL);
 		hc->al_buf = kzalloc(HRL_LOG_BLOCK, GFP_KERNEL);
@@ -2710,8 +2751,7 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 	hc->io_wq = alloc_workqueue("dm-hrl-io", WQ_MEM_RECLAIM | WQ_HIGHPRI, 0);
 	hc->meta_wq = alloc_ordered_workqueue("dm-hrl-meta", WQ_MEM_RECLAIM);
 	if (!hc->dirty || !hc->spare || !hc->dirty_disk || !hc->resync || !hc->dirty_pages ||
-	    !hc->spans || !hc->done_slots || !hc->sb_buf || !hc->unwritten_spare || !hc->page_pool || !hc->io_wq ||
-	    !hc->meta_wq) {
+	    !hc->spans || !hc->done_slots || !hc->sb_buf || !hc->page_pool || !hc->io_wq || !hc->meta_wq) {
 		ti->error = "out of memory";
 		return -ENOMEM;
 	}
@@ -2816,10 +2856,11 @@ static void hrl_dtr(struct dm_target *ti)
 	struct hrl_c *hc = ti->private;
 
 	/*
-	 * Suspended as a postsuspend would: a device left suspended when
-	 * another target's preresume failed never calls it for this one.
+	 * Stopped without a write: a target left active when another target's
+	 * preresume failed gets no postsuspend, and a new table on its log may
+	 * have loaded it since.
 	 */
-	hrl_postsuspend(ti);
+	hrl_stop(hc, hrl_do_deactivate);
 	hrl_free(hc);
 }
 
@@ -2851,8 +2892,11 @@ static void __exit dm_hrl_exit(void)
 	struct hrl_unwritten *u, *next;
 
 	dm_unregister_target(&hrl_target);
-	list_for_each_entry_safe(u, next, &hrl_unwritten_list, list)
+	list_for_each_entry_safe(u, next, &hrl_unwritten_list, list) {
+		DMERR("unloaded: a log of uuid %pU loses that the whole device needs a resync (%s)",
+		      u->uuid, hrl_reason_name(u->reason));
 		kfree(u);
+	}
 }
 
 module_init(dm_hrl_init);

@@ -608,6 +608,17 @@ def scenario_suspend_refused(k, build, work, c):
                         "REFUSED:", "ON-DISK:", "RESUMED:")
 
 
+def scenario_stale_table(k, build, work, c):
+    """A target left active by another target's failed preresume, a new table on its log, a crash: the
+    old target wrote nothing over the log the new table loaded (it would say clean)."""
+    if not (got := boot_until_killed(build, work, c, "stale_table", *SMALL_AL)):
+        return
+    console, _, log, _ = got
+    flags = dump(build, log)["superblock"]["flags"].split(",")
+    c.expect("clean" not in flags, f"the log says clean while a table was live on it: {flags}; "
+                                   f"{guest_lines(console, 'RESUMED:')}")
+
+
 def scenario_race_take(k, build, work, c):
     replica_equal_after("race_take", k, work, c, log_mib=16, formatted=True, data_mib=16)
 
@@ -674,6 +685,7 @@ SCENARIOS = {
     "al_hole": scenario_al_hole,
     "al_refused": scenario_al_refused,
     "suspend_refused": scenario_suspend_refused,
+    "stale_table": scenario_stale_table,
     "crash_states": scenario_crash_states,
 }
 
