@@ -2147,6 +2147,8 @@ static void hrl_unwritten_require(struct hrl_c *hc)
 		spin_unlock_irq(&hc->lock);
 		required = true;
 	} else if (u) {
+		DMWARN("%s: formatted again (generation %llu, was %llu): a resync a suspend could not write (%s) is dropped",
+		       hc->log_dev->name, hc->generation, u->generation, hrl_reason_name(u->reason));
 		list_del(&u->list);
 		kfree(u);
 	}

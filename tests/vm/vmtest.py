@@ -619,6 +619,12 @@ def scenario_stale_table(k, build, work, c):
                                    f"{guest_lines(console, 'RESUMED:')}")
 
 
+def scenario_take_suspend(k, build, work, c):
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16)
+    format_log(build, log, data, *SMALL_AL)
+    passed_in_guest(c, c.boot("take_suspend", [data, log, spare]))
+
+
 def scenario_race_take(k, build, work, c):
     replica_equal_after("race_take", k, work, c, log_mib=16, formatted=True, data_mib=16)
 
@@ -686,6 +692,7 @@ SCENARIOS = {
     "al_refused": scenario_al_refused,
     "suspend_refused": scenario_suspend_refused,
     "stale_table": scenario_stale_table,
+    "take_suspend": scenario_take_suspend,
     "crash_states": scenario_crash_states,
 }
 
