@@ -2096,6 +2096,13 @@ static struct hrl_unwritten *hrl_unwritten_find(const u8 *uuid)
 	return NULL;
 }
 
+static void hrl_unwritten_drop(struct hrl_unwritten *u)
+{
+	lockdep_assert_held(&hrl_unwritten_mutex);
+	list_del(&u->list);
+	kfree(u);
+}
+
 /* The suspend could not write the superblock: a resync only memory knows is kept for the next resume. */
 static void hrl_unwritten_keep(struct hrl_c *hc)
 {
@@ -2149,8 +2156,7 @@ static void hrl_unwritten_require(struct hrl_c *hc)
 	} else if (u) {
 		DMWARN("%s: formatted again (generation %llu, was %llu): a resync a suspend could not write (%s) is dropped",
 		       hc->log_dev->name, hc->generation, u->generation, hrl_reason_name(u->reason));
-		list_del(&u->list);
-		kfree(u);
+		hrl_unwritten_drop(u);
 	}
 	mutex_unlock(&hrl_unwritten_mutex);
 	if (required)
@@ -2166,10 +2172,8 @@ static void hrl_unwritten_written(struct hrl_c *hc)
 	lockdep_assert_held(&hc->meta_lock);
 	mutex_lock(&hrl_unwritten_mutex);
 	u = hrl_unwritten_find(hc->uuid);
-	if (u) {
-		list_del(&u->list);
-		kfree(u);
-	}
+	if (u)
+		hrl_unwritten_drop(u);
 	mutex_unlock(&hrl_unwritten_mutex);
 }
 
