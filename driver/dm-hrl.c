@@ -135,6 +135,8 @@ struct hrl_c {
 	bool sb_stale;			/* the superblock lags the in-core flags (under lock) */
 	u64 sb_update_seq;
 	bool active;		/* between preresume and postsuspend */
+	struct list_head target;	/* in hrl_targets from the constructor to the destructor */
+	bool owns_log;		/* this target may write its log (under hrl_targets_mutex) */
 	struct hrl_superblock *sb_buf;	/* the superblock being written */
 	void *dirty_disk;	/* the dirty bitmap area as last written (bitmap_bytes) */
 	u64 disk_dirty_csum;	/* checksums of the bitmap areas as last written */
@@ -209,6 +211,18 @@ struct hrl_unwritten {
 
 static LIST_HEAD(hrl_unwritten_list);
 static DEFINE_MUTEX(hrl_unwritten_mutex);	/* taken inside a target's meta_lock */
+
+/*
+ * One writer per log device: a target owns its log from its preresume until
+ * its postsuspend or its destruction. Two devices over one log would each
+ * write records and superblocks the other does not know of. A target of an
+ * older table of the same device gives the log up to the new table's: it
+ * was left active when a preresume of its table failed (no postsuspend
+ * came), and is destroyed only after the new table resumed.
+ */
+static LIST_HEAD(hrl_targets);
+/* Held briefly, never while waiting for a target's work, never by a worker. */
+static DEFINE_MUTEX(hrl_targets_mutex);
 
 /* An extent of the activity log, in core. */
 enum hrl_al_state {
@@ -2541,14 +2555,6 @@ static void hrl_quiesce(struct hrl_c *hc)
 	flush_workqueue(hc->io_wq);
 }
 
-static int hrl_preresume(struct dm_target *ti)
-{
-	struct hrl_c *hc = ti->private;
-	struct hrl_rpc rpc = { .fn = hrl_do_resume, .suspended_too = true };
-
-	return hrl_rpc(hc, &rpc);
-}
-
 /*
  * Quiesces the target and has the metadata worker run fn, which leaves it
  * inactive: the worker queues no retry from then on, and none it queued
@@ -2565,9 +2571,94 @@ static void hrl_stop(struct hrl_c *hc, int (*fn)(struct hrl_c *hc, struct hrl_rp
 	flush_workqueue(hc->meta_wq);
 }
 
+/* The other target that may write the log device hc uses. */
+static struct hrl_c *hrl_log_owner(struct hrl_c *hc)
+{
+	struct hrl_c *other;
+
+	lockdep_assert_held(&hrl_targets_mutex);
+	list_for_each_entry(other, &hrl_targets, target)
+		if (other != hc && other->owns_log && other->log_dev->bdev == hc->log_dev->bdev)
+			return other;
+	return NULL;
+}
+
+/* Says what the operator can do: the owner is live, suspending, or left active by a failed resume. */
+static void hrl_refuse_log(struct hrl_c *hc, struct hrl_c *owner)
+{
+	const char *log = hc->log_dev->name;
+	const char *dev = dm_device_name(dm_table_get_md(owner->ti->table));
+
+	lockdep_assert_held(&hrl_targets_mutex);
+	if (dm_post_suspending(owner->ti))
+		DMERR_LIMIT("%s: the log is being let go by device %s (suspending): not resumed, try again",
+			    log, dev);
+	else if (dm_suspended(owner->ti))
+		DMERR_LIMIT("%s: the log is held by device %s, suspended after a failed resume: not resumed (remove that device, or resume it with another table)",
+			    log, dev);
+	else
+		DMERR_LIMIT("%s: the log is written by device %s: not resumed (suspend or remove that device first)",
+			    log, dev);
+}
+
+/*
+ * Makes hc its log's only writer. A target of the table this one replaced
+ * (same device) stops first: from then on it writes nothing, and the load
+ * that follows sees the log as it left it.
+ */
+static int hrl_claim_log(struct hrl_c *hc)
+{
+	struct hrl_c *owner;
+
+	mutex_lock(&hrl_targets_mutex);
+	owner = hrl_log_owner(hc);
+	if (owner && dm_table_get_md(owner->ti->table) != dm_table_get_md(hc->ti->table)) {
+		hrl_refuse_log(hc, owner);
+		mutex_unlock(&hrl_targets_mutex);
+		return -EBUSY;
+	}
+	if (owner)
+		owner->owns_log = false;
+	hc->owns_log = true;
+	mutex_unlock(&hrl_targets_mutex);
+	if (owner) {
+		/*
+		 * Outside the mutex: the replaced table is held only by the resume
+		 * that called us, which destroys it after this preresume returns.
+		 */
+		DMWARN("%s: taken from a target of the table this one replaced", hc->log_dev->name);
+		hrl_stop(owner, hrl_do_deactivate);
+	}
+	return 0;
+}
+
+/* After the target stopped writing: another may take the log. */
+static void hrl_release_log(struct hrl_c *hc)
+{
+	mutex_lock(&hrl_targets_mutex);
+	hc->owns_log = false;
+	mutex_unlock(&hrl_targets_mutex);
+}
+
+static int hrl_preresume(struct dm_target *ti)
+{
+	struct hrl_c *hc = ti->private;
+	struct hrl_rpc rpc = { .fn = hrl_do_resume, .suspended_too = true };
+	int r;
+
+	r = hrl_claim_log(hc);
+	if (r)
+		return r;
+	r = hrl_rpc(hc, &rpc);
+	if (r)
+		hrl_release_log(hc);	/* inactive: the load or its commit failed */
+	return r;
+}
+
 static void hrl_postsuspend(struct dm_target *ti)
 {
 	hrl_stop(ti->private, hrl_do_suspend);
+	hrl_release_log(ti->private);	/* after the stop: its last superblock is written */
 }
 
 static int hrl_message(struct dm_target *ti, unsigned int argc, char **argv,
@@ -2773,11 +2864,29 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 	return 0;
 }
 
+/* Known to the claims of other tables; refused if its own table has a target on this log already. */
+static int hrl_add_target(struct hrl_c *hc)
+{
+	struct hrl_c *other;
+
+	mutex_lock(&hrl_targets_mutex);
+	list_for_each_entry(other, &hrl_targets, target) {
+		if (other->ti->table == hc->ti->table && other->log_dev->bdev == hc->log_dev->bdev) {
+			mutex_unlock(&hrl_targets_mutex);
+			return -EBUSY;
+		}
+	}
+	list_add(&hc->target, &hrl_targets);
+	mutex_unlock(&hrl_targets_mutex);
+	return 0;
+}
+
 /*
  * Construct a hrl mapping:
  *   <data_dev> <log_dev> [<#opt_args>]
  * No optional arguments are defined yet; "0" is accepted.
  */
+
 static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct hrl_c *hc;
@@ -2851,6 +2960,11 @@ static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		ti->error = "cannot set the largest I/O";
 		goto bad;
 	}
+	r = hrl_add_target(hc);
+	if (r) {
+		ti->error = "the table holds this log twice";
+		goto bad;
+	}
 	return 0;
 bad:
 	hrl_free(hc);
@@ -2867,6 +2981,9 @@ static void hrl_dtr(struct dm_target *ti)
 	 * have loaded it since.
 	 */
 	hrl_stop(hc, hrl_do_deactivate);
+	mutex_lock(&hrl_targets_mutex);
+	list_del(&hc->target);
+	mutex_unlock(&hrl_targets_mutex);
 	hrl_free(hc);
 }
 

@@ -625,6 +625,16 @@ def scenario_take_suspend(k, build, work, c):
     passed_in_guest(c, c.boot("take_suspend", [data, log, spare]))
 
 
+def scenario_two_devices(k, build, work, c):
+    """A second device on a live log, a table holding one log twice: refused; a copy of the log on another
+    device is not; the log verifies after."""
+    data, log, spare = make_images(c.rng, work, data_mib=16, log_mib=16, spare_mib=32)
+    format_log(build, log, data, *SMALL_AL)
+    if passed_in_guest(c, c.boot("two_devices", [data, log, spare])):
+        v = hrl_log(build, "verify", log, check=False)
+        c.expect(v.returncode == 0, f"the log does not verify after two devices took turns on it: {v.stdout}")
+
+
 def scenario_race_take(k, build, work, c):
     replica_equal_after("race_take", k, work, c, log_mib=16, formatted=True, data_mib=16)
 
@@ -693,6 +703,7 @@ SCENARIOS = {
     "suspend_refused": scenario_suspend_refused,
     "stale_table": scenario_stale_table,
     "take_suspend": scenario_take_suspend,
+    "two_devices": scenario_two_devices,
     "crash_states": scenario_crash_states,
 }
 

@@ -985,7 +985,12 @@ $ring $((end - ring)) linear /dev/vdb $ring" || fail "refuse the metadata writes
 #     loaded its log and stays active. A new table on that log resumes, the
 #     old table goes, a write lands, the host kills qemu. The old target must
 #     not have written over the log the new table loaded: the host checks
-#     that the superblock on disk does not say clean.
+#     that the superblock on disk does not say clean. Meanwhile the first
+#     target holds its log (another device on it is refused, and told why)
+#     and the second let its log go when its load failed. The new table
+#     takes the log from the old target, which stops first; the instant that
+#     stop guards (a retry of the old target between the new table's resume
+#     and the old one's destruction) is not forced here.
 scenario_stale_table() {
   map_x || return 1
   put 4096 1 0 || fail "a journaled write" || return 1
@@ -998,8 +1003,19 @@ scenario_stale_table() {
     dmsetup reload hrl0 || fail "load a table of two targets" || return 1
   hrl-log format /dev/mapper/ylog --data /dev/mapper/ydata --assume-in-sync --force >/dev/null || fail "format ylog again" || return 1
   ! dmsetup resume hrl0 2>/dev/null || fail "a target whose log was formatted again resumed" || return 1
+  # The first target holds xlog (active, its device suspended); the second let ylog go when its load failed.
+  ! echo "0 $a hrl /dev/mapper/xdata /dev/mapper/xlog" | dmsetup create hrl1 2>/dev/null ||
+    fail "another device resumed on a log a target holds" || return 1
+  dmsetup remove hrl1 2>/dev/null
+  dmesg | grep -q "the log is held by device .*, suspended after a failed resume" ||
+    fail "no reason for the refused resume in the kernel log: $(dmesg | tail -3)" || return 1
+  echo "0 4096 hrl /dev/mapper/ydata /dev/mapper/ylog" | dmsetup create hrl1 ||
+    fail "the log of a target whose load failed is still held: $(dmesg | tail -3)" || return 1
+  dmsetup remove hrl1 || fail "remove hrl1" || return 1
   echo "0 $a hrl /dev/mapper/xdata /dev/mapper/xlog" | dmsetup reload hrl0 || fail "load a table of one target" || return 1
   dmsetup resume hrl0 || fail "resume the table of one target: $(dmesg | tail -3)" || return 1
+  dmesg | grep -q "taken from a target of the table this one replaced" ||
+    fail "the old table's target did not own the log when the new table took it: $(dmesg | tail -3)" || return 1
   put 4096 1 323 || fail "a write after the new table resumed" || return 1
   echo "RESUMED: $(status)"
   echo "HRL-KILL-ME-NOW"
@@ -1041,5 +1057,53 @@ scenario_take_suspend() {
   [ -n "$(cat /tmp/take.out)" ] || fail "take_bitmap did not answer" || return 1
   dmsetup resume hrl0 || fail "resume" || return 1
   wait
+  remove_x
+}
+
+# 27. One writer per log: a second device over the same data and log is
+#     refused while the first is live (the kernel log says why); a table
+#     holding one log twice is refused when loaded, before any write (the
+#     next load finds the log clean). Once the first device is suspended the
+#     second resumes and writes, and the first may not resume until the
+#     second is gone. A copy of the log on another device (same uuid) is
+#     another log: it resumes while the first is live. The host verifies the
+#     log afterwards.
+scenario_two_devices() {
+  map_x || return 1
+  table="0 $(sect /dev/vda) hrl /dev/mapper/xdata /dev/mapper/xlog"
+  put 4096 1 0 || fail "a journaled write" || return 1
+  ! echo "$table" | dmsetup create hrl1 2>/dev/null || fail "a second device resumed on a live log" || return 1
+  dmsetup remove hrl1 2>/dev/null
+  dmesg | grep -q "the log is written by device" ||
+    fail "no reason for the refused resume in the kernel log: $(dmesg | tail -3)" || return 1
+  put 4096 1 1 || fail "a write to the first device after the refusal" || return 1
+  before=$(field 2)
+  dmsetup suspend hrl0 || fail "suspend the first device" || return 1
+  n=$(sect /dev/vda)
+  # A copy of both devices, as a failover's log keeps the volume's uuid: another log.
+  echo "0 $n linear /dev/vdc 0" | dmsetup create ydata && echo "0 $(sect /dev/vdb) linear /dev/vdc $n" |
+    dmsetup create ylog || fail "ydata and ylog" || return 1
+  dd if=/dev/mapper/xdata of=/dev/mapper/ydata bs=1M oflag=direct 2>/dev/null &&
+    dd if=/dev/mapper/xlog of=/dev/mapper/ylog bs=1M oflag=direct 2>/dev/null || fail "copy the devices" || return 1
+  ! printf '0 %s hrl /dev/mapper/xdata /dev/mapper/xlog\n%s %s hrl /dev/mapper/xdata /dev/mapper/xlog\n' "$n" "$n" "$n" |
+    dmsetup create hrl2 2>/dev/null || fail "a table holding one log twice resumed" || return 1
+  dmsetup remove hrl2 2>/dev/null
+  echo "$table" | dmsetup create hrl1 || fail "the second device, the first suspended: $(dmesg | tail -3)" || return 1
+  # The refused table wrote nothing: the log loads clean, no resync.
+  [ "$(dmsetup status hrl1 | cut -d' ' -f12)" != unclean-shutdown ] ||
+    fail "a refused table left the log unclean: $(dmsetup status hrl1)" || return 1
+  dmesg | grep -q "the table holds this log twice" ||
+    fail "no reason for the refused table in the kernel log: $(dmesg | tail -3)" || return 1
+  put 4096 1 2 /dev/mapper/hrl1 || fail "a write through the second device" || return 1
+  ! dmsetup resume hrl0 2>/dev/null || fail "the first device resumed while the second wrote the log" || return 1
+  dmsetup remove hrl1 || fail "remove the second device" || return 1
+  dmsetup resume hrl0 || fail "resume the first device once the second is gone: $(dmesg | tail -3)" || return 1
+  [ "$(field 2)" -gt "$before" ] || fail "the first device did not load the second's record: $before -> $(status)" || return 1
+  put 4096 1 3 || fail "a write to the first device at the end" || return 1
+  echo "0 $n hrl /dev/mapper/ydata /dev/mapper/ylog" | dmsetup create hrl3 ||
+    fail "a copy of the log on another device was refused: $(dmesg | tail -3)" || return 1
+  put 4096 1 4 /dev/mapper/hrl3 || fail "a write through the copy" || return 1
+  dmsetup remove hrl3 && dmsetup remove ydata && dmsetup remove ylog || fail "remove the copy" || return 1
+  echo "END: $(status)"
   remove_x
 }
