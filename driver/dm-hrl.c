@@ -214,7 +214,7 @@ static DEFINE_MUTEX(hrl_unwritten_mutex);	/* taken inside a target's meta_lock *
 
 /*
  * One writer per log device: a target owns its log from its preresume until
- * its postsuspend or its destruction. Two devices over one log would each
+ * its postsuspend, a failed load or its destruction. Two devices over one log would each
  * write records and superblocks the other does not know of. A target of an
  * older table of the same device gives the log up to the new table's: it
  * was left active when a preresume of its table failed (no postsuspend
@@ -2571,14 +2571,15 @@ static void hrl_stop(struct hrl_c *hc, int (*fn)(struct hrl_c *hc, struct hrl_rp
 	flush_workqueue(hc->meta_wq);
 }
 
-/* The other target that may write the log device hc uses. */
-static struct hrl_c *hrl_log_owner(struct hrl_c *hc)
+/* Another target of hrl_targets on hc's log device: its owner, or one of hc's table. */
+static struct hrl_c *hrl_other_on_log(struct hrl_c *hc, bool owner)
 {
 	struct hrl_c *other;
 
 	lockdep_assert_held(&hrl_targets_mutex);
 	list_for_each_entry(other, &hrl_targets, target)
-		if (other != hc && other->owns_log && other->log_dev->bdev == hc->log_dev->bdev)
+		if (other != hc && other->log_dev->bdev == hc->log_dev->bdev &&
+		    (owner ? other->owns_log : other->ti->table == hc->ti->table))
 			return other;
 	return NULL;
 }
@@ -2611,7 +2612,7 @@ static int hrl_claim_log(struct hrl_c *hc)
 	struct hrl_c *owner;
 
 	mutex_lock(&hrl_targets_mutex);
-	owner = hrl_log_owner(hc);
+	owner = hrl_other_on_log(hc, true);
 	if (owner && dm_table_get_md(owner->ti->table) != dm_table_get_md(hc->ti->table)) {
 		hrl_refuse_log(hc, owner);
 		mutex_unlock(&hrl_targets_mutex);
@@ -2867,18 +2868,15 @@ static int hrl_ctr_alloc(struct dm_target *ti, struct hrl_c *hc)
 /* Known to the claims of other tables; refused if its own table has a target on this log already. */
 static int hrl_add_target(struct hrl_c *hc)
 {
-	struct hrl_c *other;
+	int r = 0;
 
 	mutex_lock(&hrl_targets_mutex);
-	list_for_each_entry(other, &hrl_targets, target) {
-		if (other->ti->table == hc->ti->table && other->log_dev->bdev == hc->log_dev->bdev) {
-			mutex_unlock(&hrl_targets_mutex);
-			return -EBUSY;
-		}
-	}
-	list_add(&hc->target, &hrl_targets);
+	if (hrl_other_on_log(hc, false))
+		r = -EBUSY;
+	else
+		list_add(&hc->target, &hrl_targets);
 	mutex_unlock(&hrl_targets_mutex);
-	return 0;
+	return r;
 }
 
 /*
@@ -2886,7 +2884,6 @@ static int hrl_add_target(struct hrl_c *hc)
  *   <data_dev> <log_dev> [<#opt_args>]
  * No optional arguments are defined yet; "0" is accepted.
  */
-
 static int hrl_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct hrl_c *hc;
