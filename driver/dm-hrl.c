@@ -1621,7 +1621,7 @@ static int hrl_al_cover_bypassed(struct hrl_c *hc)
  * block with the extents that stay and those that come. Returns whether the
  * list shrinks, or leaves "every extent".
  */
-static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed, bool *left_all)
+static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *changed)
 {
 	struct hrl_al_block *b = hc->al_buf;
 	struct hrl_al_slot *victim;
@@ -1638,12 +1638,12 @@ static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *change
 		hc->al_want_room = false;
 	leave_all = hc->al_all && !hc->al_want_all && !hc->al_all_inflight && hc->al_all_max_seq < hc->done.seq;
 	*all = hc->al_want_all || (hc->al_all && !leave_all);
+	/* Leaving "every extent" is a change: the block is written, after the flush that covers the writes under it. */
+	*changed = victims || *all != hc->al_all;
 	hc->al_want_all = false;
 	if (leave_all)
 		hc->al_all = false;	/* writes from now on wait for their extents */
-	*left_all = leave_all;
 	*count = 0;
-	*changed = victims || *all != hc->al_all;
 	for (i = 0; i < hc->al_slots; i++) {
 		struct hrl_al_slot *slot = &hc->al[i];
 
@@ -1666,7 +1666,7 @@ static bool hrl_al_prepare(struct hrl_c *hc, bool *all, u32 *count, bool *change
  */
 static void hrl_al_commit(struct hrl_c *hc)
 {
-	bool shrinks, all, changed, left_all;
+	bool shrinks, all, changed;
 	u32 i, count;
 	u64 seq;
 	int r = 0;
@@ -1674,7 +1674,7 @@ static void hrl_al_commit(struct hrl_c *hc)
 	lockdep_assert_held(&hc->meta_lock);
 	memset(hc->al_buf, 0, HRL_LOG_BLOCK);
 	spin_lock_irq(&hc->lock);
-	shrinks = hrl_al_prepare(hc, &all, &count, &changed, &left_all);
+	shrinks = hrl_al_prepare(hc, &all, &count, &changed);
 	seq = hc->al_seq + 1;
 	spin_unlock_irq(&hc->lock);
 	if (!changed)
@@ -1707,8 +1707,12 @@ static void hrl_al_commit(struct hrl_c *hc)
 			slot->state = HRL_AL_FREE;	/* a failed block may have landed: listed no more */
 	}
 	if (r) {
-		hrl_log_broken(hc);	/* writes go on once that is on disk: the whole device is resynced */
-		hc->al_all = hc->al_all || left_all;	/* the block on disk still lists every extent */
+		/*
+		 * Writes go on once that is on disk: the whole device is resynced.
+		 * A block that leaves "every extent" may have landed although it
+		 * failed: al_all stays false until then, and the writes wait.
+		 */
+		hrl_log_broken(hc);
 	} else {
 		hc->al_seq = seq;
 		hc->al_all = all;

@@ -350,11 +350,14 @@ def scenario_overflow(k, build, work, c):
 SMALL_AL = ("--al-extents", "8", "--al-extent-size", "256K")
 
 
-def boot_until_killed(build, work, c, scenario, *format_args, data_mib=16, log_mib=16, ring=None):
+def boot_until_killed(build, work, c, scenario, *format_args, data_mib=16, log_mib=16, ring=None, keep=False):
     """Formats a log and boots the scenario until the host kills qemu at its HRL-KILL-ME-NOW; returns
-    (console, data, log, spare), or None when the guest failed first or was not killed mid-scenario."""
+    (console, data, log, spare), or None when the guest failed first or was not killed mid-scenario.
+    keep: the data image as it was before the boot is kept in data.img.before."""
     data, log, spare = make_images(c.rng, work, data_mib=data_mib, log_mib=log_mib)
     format_log(build, log, data, *format_args, ring=ring)
+    if keep:
+        shutil.copyfile(data, f"{data}.before")
     console = c.boot(scenario, [data, log, spare], kill_marker="HRL-KILL-ME-NOW", timeout=400)
     failed = guest_lines(console, "GUEST-FAIL:")
     if not c.expect("HRL-KILL-ME-NOW" in console and "=== RESULT" not in console and not failed,
@@ -585,6 +588,41 @@ def scenario_al_after_failure(k, build, work, c):
     killed_then_covered(k, build, work, c, "al_after_failure", 323, "written after the take", "TAKEN:", "WRITTEN:")
 
 
+def block_of(path, block):
+    with open(path, "rb") as f:
+        f.seek(block * 4096)
+        return f.read(4096)
+
+
+def scenario_al_leave_failed(k, build, work, c):
+    """After a log failure and its pass, the block that leaves "every extent" lands but reports an error;
+    a write to a new extent follows, then a crash: if that write reached the data device, the log covers it."""
+    block = 323
+    if not (got := boot_until_killed(build, work, c, "al_leave_failed", *SMALL_AL, keep=True)):
+        return
+    console, data, log, _ = got
+    d = dump(build, log)
+    al, seq = d.get("activity_log", {}), guest_lines(console, "TAKEN:")
+    print(f"    {k.kver} {c.name}: the activity log on disk after the crash: {al}; {seq}", flush=True)
+    before = int(seq[0].rsplit(" ", 1)[1]) if seq else -1
+    c.expect(al.get("seq") == before + 2 and not al.get("all"),
+             f"the block that failed did not land (the fault proves nothing): {al}, seq before the pass {before}")
+    landed = block_of(data, block) != block_of(f"{data}.before", block)
+    how = covers(d, log, block)
+    print(f"    {k.kver} {c.name}: block {block} {'reached' if landed else 'did not reach'} the data device; "
+          f"covered by {how}; {guest_lines(console, 'WRITE-DONE:') or 'the write was still waiting'}", flush=True)
+    c.expect(not landed or how, f"block {block} reached the data device and nothing on the log covers it: "
+                                f"superblock {d['superblock']['flags']}, activity log {al}; "
+                                f"{guest_lines(console, 'BEFORE-CRASH:')}")
+
+
+def scenario_al_write_in_take(k, build, work, c):
+    """A write under the pass's "every extent" block, a block listing another extent, a crash: the log
+    still covers the first write."""
+    killed_then_covered(k, build, work, c, "al_write_in_take", 323, "written while the pass wrote its superblock",
+                        "WRITTEN:", "TAKEN:", "WRITTEN-AFTER:")
+
+
 def scenario_al_hole(k, build, work, c):
     """A failed MARK, writes journaled after it, an eviction, a crash: the log still covers their blocks."""
     console = killed_then_covered(k, build, work, c, "al_hole", 1, "journaled after the failed mark",
@@ -698,6 +736,8 @@ SCENARIOS = {
     "race_take": scenario_race_take,
     "ack_crash": scenario_ack_crash,
     "al_after_failure": scenario_al_after_failure,
+    "al_leave_failed": scenario_al_leave_failed,
+    "al_write_in_take": scenario_al_write_in_take,
     "al_hole": scenario_al_hole,
     "al_refused": scenario_al_refused,
     "suspend_refused": scenario_suspend_refused,

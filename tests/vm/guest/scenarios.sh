@@ -857,15 +857,13 @@ scenario_after_ack_crash() {
   dmsetup remove hrl0
 }
 
-# 21. A log failure, the pass that answers it, then a write to an extent the
-#     activity log never listed; the host kills qemu. The ring fails writes
-#     (dm-flakey) while the superblocks and the activity log before it take
-#     them, so the failure is recorded; then the log answers again and
-#     take_bitmap clears resync-required. The host checks that the log on
-#     disk still covers the last write: resync-required, a block listing
-#     every extent or its own, or its bit in the dirty bitmap.
-scenario_al_after_failure() {
+# The ring fails a write (dm-flakey over it on xlog) while the superblocks
+# and the activity log before it take them: the failure is recorded, the
+# volume requires the whole device. Sets $ring, $end, $meta (the sector of
+# vdb where the bitmap starts: the superblocks are before it).
+fail_the_ring() {
   ring_and_end || return 1
+  meta=$(($(dump_number bitmap_offset) / 512))
   map_x xlog "0 $end linear /dev/vdb 0" || return 1
   put 4096 1 0 || fail "a journaled write" || return 1
   swap_table xlog "0 $ring linear /dev/vdb 0
@@ -874,12 +872,89 @@ $ring $((end - ring)) flakey /dev/vdb $ring 0 1 1 error_writes" || fail "make th
   i=0
   while [ $i -lt 100 ] && [ "$(field 1)" != resync-required ]; do usleep 100000; i=$((i + 1)); done
   [ "$(field 1)" = resync-required ] || fail "no resync-required after the ring failed a write: $(status)" || return 1
+}
+
+# 21. A log failure, the pass that answers it, then a write to an extent the
+#     activity log never listed; the host kills qemu. The ring fails writes
+#     (dm-flakey) while the superblocks and the activity log before it take
+#     them, so the failure is recorded; then the log answers again and
+#     take_bitmap clears resync-required. The host checks that the log on
+#     disk still covers the last write: resync-required, a block listing
+#     every extent or its own, or its bit in the dirty bitmap.
+scenario_al_after_failure() {
+  fail_the_ring || return 1
   swap_table xlog "0 $end linear /dev/vdb 0" || fail "the log answers again" || return 1
   take=$(dmsetup message hrl0 0 take_bitmap) || fail "take_bitmap after the failure" || return 1
   echo "TAKEN: $take $(status)"
   [ "$(field 1)" != resync-required ] || fail "still resync-required after the take" || return 1
   put 4096 1 323 || fail "the write after the take" || return 1
   echo "WRITTEN: $(status)"
+  echo "HRL-KILL-ME-NOW"
+  sleep 30
+}
+
+# 21b. After a log failure, the pass that answers it writes an activity-log
+#      block listing every extent; the block that leaves it next lands on
+#      the log but reports an error (one sector in its middle is mapped to
+#      dm-error: the other seven are written, and the one refused already
+#      held the zeros the new block has there). The superblock that asks for
+#      the whole device is held 15 s in dm-delay, like every superblock
+#      after the swap. A write to a new extent then must wait for that
+#      superblock: the block on disk no longer lists every extent. The host
+#      kills qemu and checks that the write, if it reached the data device,
+#      is covered by the log on disk.
+scenario_al_leave_failed() {
+  fail_the_ring || return 1
+  # The pass writes block al_seq + 1; the one after it, al_seq + 2, goes to
+  # the slot of the newest block now (two slots).
+  hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
+  al=$(dump_number al_offset) seq=$(dump_number seq '"activity_log"')
+  [ -n "$al" ] && [ -n "$seq" ] || { tail -8 /tmp/dump.json; fail "no activity log in the dump"; return 1; }
+  bad=$((al / 512 + seq % 2 * 8 + 3))
+  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 15000 /dev/vdb 0 0
+$meta $((bad - meta)) linear /dev/vdb $meta
+$bad 1 error
+$((bad + 1)) $((end - bad - 1)) linear /dev/vdb $((bad + 1))" ||
+    fail "hold the superblocks, refuse a sector of the next activity-log block" || return 1
+  take=$(dmsetup message hrl0 0 take_bitmap) || fail "take_bitmap after the failure" || return 1
+  echo "TAKEN: $take $(status) activity log seq before: $seq"
+  i=0
+  while [ $i -lt 50 ] && ! dmesg | grep -q "activity log transaction failed"; do usleep 100000; i=$((i + 1)); done
+  dmesg | grep -q "activity log transaction failed" ||
+    fail "the block that leaves every extent did not fail: $(status)" || return 1
+  (put 4096 1 323 && echo "WRITE-DONE: $(status)") &
+  sleep 3
+  echo "BEFORE-CRASH: $(status)"
+  echo "HRL-KILL-ME-NOW"
+  sleep 30
+}
+
+# 21c. A log failure; the pass that answers it writes a block listing every
+#      extent, then its superblock, held 10 s (dm-delay on every superblock
+#      write). A write to a new extent lands meanwhile, under "every extent"
+#      (bitmap mode: its bit is in memory only). Once the pass returns, the
+#      transaction that leaves "every extent" must flush the data device and
+#      write the bitmap before a block without every extent replaces it. A
+#      write to another extent follows (a block listing it); the host kills
+#      qemu and checks that the log on disk covers the first write.
+scenario_al_write_in_take() {
+  fail_the_ring || return 1
+  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 10000 /dev/vdb 0 0
+$meta $((end - meta)) linear /dev/vdb $meta" || fail "hold the superblocks" || return 1
+  dmsetup message hrl0 0 take_bitmap > /tmp/take.out 2>&1 &
+  taker=$!
+  sleep 3
+  put 4096 1 323 || fail "the write during the take" || return 1
+  echo "WRITTEN: $(status)"
+  kill -0 $taker 2>/dev/null || fail "the take ended before the write: $(cat /tmp/take.out)" || return 1
+  hrl-log dump --json /dev/vdb | grep -A2 '"activity_log"' | grep -q '"all": true' ||
+    fail "no block listing every extent on disk during the take" || return 1
+  wait $taker || fail "take_bitmap after the failure: $(cat /tmp/take.out)" || return 1
+  echo "TAKEN: $(cat /tmp/take.out) $(status)"
+  sleep 1
+  put 4096 1 448 || fail "a write to another extent" || return 1
+  echo "WRITTEN-AFTER: $(status)"
+  sleep 1
   echo "HRL-KILL-ME-NOW"
   sleep 30
 }
