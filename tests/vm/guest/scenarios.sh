@@ -874,6 +874,9 @@ $ring $((end - ring)) flakey /dev/vdb $ring 0 1 1 error_writes" || fail "make th
   [ "$(field 1)" = resync-required ] || fail "no resync-required after the ring failed a write: $(status)" || return 1
 }
 
+# The activity log on vdb as it is on the disk now (not from vdb's page cache).
+on_disk_al() { blockdev --flushbufs /dev/vdb && hrl-log dump --json /dev/vdb | grep -A2 '"activity_log"'; }
+
 # 21. A log failure, the pass that answers it, then a write to an extent the
 #     activity log never listed; the host kills qemu. The ring fails writes
 #     (dm-flakey) while the superblocks and the activity log before it take
@@ -898,11 +901,13 @@ scenario_al_after_failure() {
 #      the log but reports an error (one sector in its middle is mapped to
 #      dm-error: the other seven are written, and the one refused already
 #      held the zeros the new block has there). The superblock that asks for
-#      the whole device is held 15 s in dm-delay, like every superblock
-#      after the swap. A write to a new extent then must wait for that
-#      superblock: the block on disk no longer lists every extent. The host
-#      kills qemu and checks that the write, if it reached the data device,
-#      is covered by the log on disk.
+#      the whole device is held 8 s in dm-delay, like every superblock after
+#      the swap. A write to a new extent then must wait for that superblock:
+#      the block on disk no longer lists every extent. 3 s after the write
+#      the guest copies what the disks hold (block 323 of vda, then vdb
+#      before the ring) to vdc: the host checks that state as a power loss
+#      at that instant. The write must then complete once the superblock
+#      is on disk.
 scenario_al_leave_failed() {
   fail_the_ring || return 1
   # The pass writes block al_seq + 1; the one after it, al_seq + 2, goes to
@@ -911,7 +916,7 @@ scenario_al_leave_failed() {
   al=$(dump_number al_offset) seq=$(dump_number seq '"activity_log"')
   [ -n "$al" ] && [ -n "$seq" ] || { tail -8 /tmp/dump.json; fail "no activity log in the dump"; return 1; }
   bad=$((al / 512 + seq % 2 * 8 + 3))
-  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 15000 /dev/vdb 0 0
+  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 8000 /dev/vdb 0 0
 $meta $((bad - meta)) linear /dev/vdb $meta
 $bad 1 error
 $((bad + 1)) $((end - bad - 1)) linear /dev/vdb $((bad + 1))" ||
@@ -922,15 +927,26 @@ $((bad + 1)) $((end - bad - 1)) linear /dev/vdb $((bad + 1))" ||
   while [ $i -lt 50 ] && ! dmesg | grep -q "activity log transaction failed"; do usleep 100000; i=$((i + 1)); done
   dmesg | grep -q "activity log transaction failed" ||
     fail "the block that leaves every extent did not fail: $(status)" || return 1
-  (put 4096 1 323 && echo "WRITE-DONE: $(status)") &
+  (put 4096 1 323 && : > /tmp/write-done) &
   sleep 3
-  echo "BEFORE-CRASH: $(status)"
-  echo "HRL-KILL-ME-NOW"
-  sleep 30
+  blockdev --flushbufs /dev/vda && blockdev --flushbufs /dev/vdb &&  # what the disks hold, not a cache
+    dd if=/dev/vda of=/dev/vdc bs=4096 skip=323 count=1 iflag=direct oflag=direct 2>/dev/null &&
+    dd if=/dev/vdb of=/dev/vdc bs=512 seek=8 count=$ring iflag=direct oflag=direct 2>/dev/null ||
+    fail "copy the disks" || return 1
+  echo "COPIED: $(status) write done: $([ -e /tmp/write-done ] && echo yes || echo no)"
+  i=0
+  while [ $i -lt 300 ] && [ ! -e /tmp/write-done ]; do usleep 100000; i=$((i + 1)); done
+  [ -e /tmp/write-done ] || fail "the write never went after the failed block: $(status)" || return 1
+  blockdev --flushbufs /dev/vdb
+  hrl-log dump --json /dev/vdb | grep -m1 '"flags"' | grep -q resync-required ||
+    fail "the write went without a superblock asking for the whole device: $(status)" || return 1
+  echo "CHECK: the write waited for the failure's superblock: $(status)"
+  echo "RING: $ring"
+  dmsetup remove hrl0
 }
 
 # 21c. A log failure; the pass that answers it writes a block listing every
-#      extent, then its superblock, held 10 s (dm-delay on every superblock
+#      extent, then its superblock, held 12 s (dm-delay on every superblock
 #      write). A write to a new extent lands meanwhile, under "every extent"
 #      (bitmap mode: its bit is in memory only). Once the pass returns, the
 #      transaction that leaves "every extent" must flush the data device and
@@ -939,16 +955,16 @@ $((bad + 1)) $((end - bad - 1)) linear /dev/vdb $((bad + 1))" ||
 #      qemu and checks that the log on disk covers the first write.
 scenario_al_write_in_take() {
   fail_the_ring || return 1
-  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 10000 /dev/vdb 0 0
+  swap_table xlog "0 $meta delay /dev/vdb 0 0 /dev/vdb 0 12000 /dev/vdb 0 0
 $meta $((end - meta)) linear /dev/vdb $meta" || fail "hold the superblocks" || return 1
   dmsetup message hrl0 0 take_bitmap > /tmp/take.out 2>&1 &
   taker=$!
-  sleep 3
+  i=0  # the pass took the bitmap and wrote "every extent"; its superblock is held
+  while [ $i -lt 60 ] && ! on_disk_al | grep -q '"all": true'; do usleep 100000; i=$((i + 1)); done
+  on_disk_al | grep -q '"all": true' || fail "no block listing every extent on disk during the take" || return 1
   put 4096 1 323 || fail "the write during the take" || return 1
   echo "WRITTEN: $(status)"
   kill -0 $taker 2>/dev/null || fail "the take ended before the write: $(cat /tmp/take.out)" || return 1
-  hrl-log dump --json /dev/vdb | grep -A2 '"activity_log"' | grep -q '"all": true' ||
-    fail "no block listing every extent on disk during the take" || return 1
   wait $taker || fail "take_bitmap after the failure: $(cat /tmp/take.out)" || return 1
   echo "TAKEN: $(cat /tmp/take.out) $(status)"
   sleep 1
