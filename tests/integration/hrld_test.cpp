@@ -478,7 +478,7 @@ TEST_P(HrldCutLink, BacksOffOnTheScheduleThenCatchesUp) {
     ASSERT_NE(at, std::string::npos) << plog;
     auto line = plog.rfind("next try in ", at);
     double d = std::stod(plog.substr(line + 12));
-    EXPECT_NEAR(d, expect[attempt - 1], expect[attempt - 1] * 0.1 + 1e-9) << plog.substr(line, 60);
+    EXPECT_NEAR(d, expect[attempt - 1], expect[attempt - 1] * 0.1 + 0.05) << plog.substr(line, 60);  // 10% jitter, printed to 0.1 s
   }
 
   ASSERT_EQ(sh("ip -n " + ns_a + " link set hrlvA up"), 0);  // the link comes back
@@ -487,6 +487,86 @@ TEST_P(HrldCutLink, BacksOffOnTheScheduleThenCatchesUp) {
   wait_for(w.status().head_seq - 1, 30s);
   check_chain();
   EXPECT_EQ(test::compare_files(data, replica), "");
+}
+
+// A secondary that hangs up right after every TLS handshake (openssl
+// s_server with nothing to say: it closes once the handshake is done) is
+// retried on the schedule, not at its first step after every connect; once
+// a real secondary made the replica durable, the schedule starts over.
+TEST_P(Hrld, ASecondaryThatHangsUpAfterTheHandshakeIsRetriedOnTheSchedule) {
+  {
+    std::string text = slurp(primary_conf);
+    const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
+    text.replace(text.find(fast), fast.size(), "retry_seconds = [0.3, 0.6, 1.2]\nretry_every = 1.2");
+    std::ofstream(primary_conf) << text;
+  }
+  // Each s_server takes one connection; the loop stamps the instant it ended (the primary's connect).
+  const std::string stamps = dir.file("hangups"), stop = dir.file("stop-hanging-up");
+  const std::string loop =
+      "while [ ! -e " + stop + " ]; do openssl s_server -quiet -accept 127.0.0.1:" + std::to_string(port) +
+      " -cert " + dir.file("site-b.pem") + " -key " + dir.file("site-b.key") + " -CAfile " + dir.file("ca.pem") +
+      " -Verify 1 -naccept 1 </dev/null >>" + dir.file("s_server.log") + " 2>&1; date +%s.%N >> " + stamps + "; done";
+  pid_t fake = fork();
+  if (fake == 0) {
+    setpgid(0, 0);
+    execl("/bin/sh", "sh", "-c", loop.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ASSERT_GT(fake, 0);
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(-pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{fake};
+  std::this_thread::sleep_for(300ms);  // the first s_server listens
+  auto primary = std::make_unique<Daemon>(primary_conf, dir.file("primary.log"), GetParam());
+  std::string plog;
+  for (int i = 0; i < 400 && plog.find("(attempt 5)") == std::string::npos; i++) {
+    std::this_thread::sleep_for(50ms);
+    plog = slurp(dir.file("primary.log"));
+  }
+  const double expect[] = {0.3, 0.6, 1.2, 1.2, 1.2};
+  for (int attempt = 1; attempt <= 5; attempt++) {
+    auto at = plog.find("(attempt " + std::to_string(attempt) + ")");
+    ASSERT_NE(at, std::string::npos) << "the retries started over at every connect:\n" << plog;
+    auto line = plog.rfind("next try in ", at);
+    double d = std::stod(plog.substr(line + 12));
+    EXPECT_NEAR(d, expect[attempt - 1], expect[attempt - 1] * 0.1 + 0.05) << plog.substr(line, 60);  // 10% jitter, printed to 0.1 s
+  }
+  // What the fake secondary saw: a connect, then the next one a step of the schedule later.
+  std::ifstream in(stamps);
+  std::vector<double> at;
+  for (double t; in >> t;) at.push_back(t);
+  ASSERT_GE(at.size(), 4u) << slurp(dir.file("s_server.log")) << plog;
+  for (size_t i = 1; i < 4; i++)
+    EXPECT_GE(at[i] - at[i - 1], expect[i - 1] * 0.9) << "connect " << i + 1 << " came too soon after the one before";
+  EXPECT_EQ(plog.find("handshake"), std::string::npos) << "the handshakes failed: nothing was tested\n" << plog;
+
+  // A real secondary: the replica becomes durable, and the next failure starts the schedule over.
+  std::ofstream(stop).flush();
+  ::kill(-fake, SIGKILL);
+  std::this_thread::sleep_for(200ms);
+  size_t seen = 0;
+  {
+    Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
+    std::mt19937_64 rng(17);
+    LogWriter w(log, data);
+    uint64_t last = write_some(w, rng, 20);
+    wait_for(last, 30s);
+    w.close();
+    seen = slurp(dir.file("primary.log")).size();
+  }  // killed
+  for (int i = 0; i < 200; i++) {
+    std::this_thread::sleep_for(50ms);
+    plog = slurp(dir.file("primary.log"));
+    if (plog.find("next try in ", seen) != std::string::npos) break;
+  }
+  auto line = plog.find("next try in ", seen);
+  ASSERT_NE(line, std::string::npos) << plog.substr(seen);
+  EXPECT_NE(plog.find("(attempt 1)", line), std::string::npos)
+      << "the schedule did not start over after the replica became durable: " << plog.substr(line, 60);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, HrldCutLink, ::testing::Values("io_uring"), [](const auto& info) { return info.param; });

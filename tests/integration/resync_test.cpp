@@ -235,6 +235,47 @@ TEST_P(ResyncKill, ResumesFromItsCheckpoint) {
   EXPECT_NE(slurp(dir.file("primary.log")).find("resum"), std::string::npos);
 }
 
+// A secondary killed (and started again at once) every time it checkpointed
+// more of a pass: no session finishes the pass or sends a DURABLE, yet each
+// made progress the next WELCOME shows, so the reconnect schedule starts over
+// each time instead of backing off; the pass then completes.
+TEST_F(Resync, ACheckpointedPassStartsTheRetryScheduleOver) {
+  make_config("resync_bandwidth = \"4M\"\n");  // about 20 s for the pass
+  {
+    std::string text = slurp(primary_conf);
+    const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
+    text.replace(text.find(fast), fast.size(), "retry_seconds = [0.3, 0.6, 1.2]\nretry_every = 1.2");
+    std::ofstream(primary_conf) << text;
+  }
+  make_images(0.30, 23);
+  const uint64_t chunks = kSize / kChunkBytes;
+  auto secondary = std::make_unique<Daemon>(secondary_conf, dir.file("secondary.log"), "io_uring");
+  Daemon primary(primary_conf, dir.file("primary.log"), "io_uring");
+  uint64_t cursor = 0;
+  for (int kill = 1; kill <= 3; kill++) {  // each time the new session checkpointed a tenth of the device more
+    const uint64_t target = cursor + chunks / 10;
+    for (auto until = std::chrono::steady_clock::now() + 60s; cursor < target;) {
+      auto s = replica_state();
+      if (s && s->resync) cursor = s->resync->cursor;
+      ASSERT_LT(std::chrono::steady_clock::now(), until) << slurp(dir.file("primary.log"));
+      std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(secondary->stop(SIGKILL), -SIGKILL);
+    secondary->start();
+  }
+  wait_resynced(120s);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
+  EXPECT_EQ(secondary->stop(SIGTERM), 0);
+  EXPECT_EQ(test::compare_files(data, replica), "");
+  // The first session's checkpoint shows only at the second WELCOME: from then on every kill is retried first.
+  std::string plog = slurp(dir.file("primary.log"));
+  size_t firsts = 0;
+  for (size_t at = plog.find("starting checksum"); (at = plog.find("(attempt 1)", at)) != std::string::npos; at++)
+    firsts++;
+  EXPECT_GE(firsts, 2u) << plog;
+  EXPECT_EQ(plog.find("(attempt 3)"), std::string::npos) << "the checkpoints did not count as progress:\n" << plog;
+}
+
 INSTANTIATE_TEST_SUITE_P(Either, ResyncKill, ::testing::Values("primary", "secondary"),
                          [](const auto& info) { return info.param; });
 

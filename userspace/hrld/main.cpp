@@ -176,6 +176,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     opt.resync_bandwidth = live.resync_bandwidth;
     rt.restart = false;
     session_stop.rearm();
+    const uint64_t progress = rt.stats.progress;
     try {
       rt.set_state("connecting");
       auto io_timeout = std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000));
@@ -183,7 +184,6 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
                      io_timeout);
       log_line(v.name, "connected to " + peer.peer() + " at " + v.peer);
       rt.set_state("replicating");
-      attempt = 0;
       run_primary_session(peer, opt, session_stop, rt.stats);
       if (rt.operator_control.handed_over) {
         become_secondary_after_handover(rt);
@@ -204,6 +204,9 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
       rt.set_state("retrying", e.what());
     }
     if (g_stop) break;
+    // The schedule starts over after progress only: a secondary that fails
+    // every session right after the handshake is retried on the schedule.
+    if (rt.stats.progress != progress) attempt = 0;
     double d = retry_delay(c, attempt++, rng);
     char msg[96];
     snprintf(msg, sizeof msg, "next try in %.1f s (attempt %u)", d, attempt);

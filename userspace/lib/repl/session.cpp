@@ -114,6 +114,7 @@ class PrimarySession {
   }
   bool dm() const { return !opt_.dm_device.empty(); }
   void handshake();
+  void note_checkpoint();
   void release(LogPosition next);
   void release_through(uint64_t last);
   uint64_t shippable(bool refresh);
@@ -213,6 +214,7 @@ void PrimarySession::handshake() {
     throw SessionError("the secondary answered for another volume or lineage", false);
   const uint64_t durable = welcome_.durable_seq;
   stats_.durable_seq = durable;
+  note_checkpoint();
 
   if (welcome_.resync_take_seq && dm()) {
     // The secondary recorded a pass at take_seq: the records before it are
@@ -254,6 +256,17 @@ void PrimarySession::handshake() {
   release(reader_.position());
 }
 
+// A resync the secondary is in the middle of, checkpointed past where the
+// last WELCOME had it: the sessions since made progress, though none
+// finished the pass.
+void PrimarySession::note_checkpoint() {
+  if (!welcome_.resync_mode) return;
+  const bool same_pass = welcome_.resync_take_seq == stats_.checkpoint_take_seq;
+  if (welcome_.resync_cursor > (same_pass ? stats_.checkpoint_cursor : 0)) stats_.progress++;
+  stats_.checkpoint_take_seq = welcome_.resync_take_seq;
+  stats_.checkpoint_cursor = welcome_.resync_cursor;
+}
+
 void PrimarySession::on_frame(const TlsStream::Frame& f) {
   if (f.header.type == FrameType::Refuse) refused(f);
   if (f.header.type != FrameType::Durable)
@@ -268,6 +281,7 @@ void PrimarySession::on_frame(const TlsStream::Frame& f) {
     throw SessionError("DURABLE " + std::to_string(seq) + " does not end a batch in flight", true);
   release(done->next);  // only now may the ring space go
   stats_.durable_seq = seq;
+  stats_.progress++;
   stats_.pending_since_ns = inflight_.empty() ? 0 : inflight_.front().first_ns;
 }
 
@@ -433,6 +447,7 @@ bool PrimarySession::run_pass(ResyncMode mode, uint32_t reason, uint64_t take_se
     say(std::string(proto::resync_mode_name(mode)) + " stopped; the secondary's checkpoint keeps its progress");
     return false;
   }
+  stats_.progress++;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   snprintf(line, sizeof line, "%s done in %.1f s: compared %llu MiB, %llu KiB differed, %llu KiB on the wire",
            proto::resync_mode_name(mode), secs, static_cast<unsigned long long>(stats_.resync.done_bytes >> 20),

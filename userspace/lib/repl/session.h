@@ -42,6 +42,12 @@ struct SessionStats {
   // not caught up): no recovery point may be taken from it.
   std::atomic<bool> inconsistent{false};
   ResyncStats resync;
+  // What the secondary confirmed (primary): each DURABLE, each pass done, and
+  // each resync checkpoint a WELCOME shows past the one before. The reconnect
+  // schedule starts over only when this moves, never at a bare connect.
+  std::atomic<uint64_t> progress{0};
+  // The resync checkpoint the last WELCOME showed (the session's thread alone).
+  uint64_t checkpoint_take_seq = 0, checkpoint_cursor = 0;
 };
 
 // An operator's resync, verify or planned failover, handed to the primary's
