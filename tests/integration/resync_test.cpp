@@ -244,12 +244,15 @@ TEST_F(Resync, ACheckpointedPassStartsTheRetryScheduleOver) {
   {
     std::string text = slurp(primary_conf);
     const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
-    text.replace(text.find(fast), fast.size(), "retry_seconds = [0.3, 0.6, 1.2]\nretry_every = 1.2");
+    // Steps the restarted secondary is listening again within; sessions shorter than retry_every
+    text.replace(text.find(fast), fast.size(), "retry_seconds = [1, 2, 4]\nretry_every = 60");
     std::ofstream(primary_conf) << text;
   }
   make_images(0.30, 23);
   const uint64_t chunks = kSize / kChunkBytes;
   auto secondary = std::make_unique<Daemon>(secondary_conf, dir.file("secondary.log"), "io_uring");
+  for (int i = 0; i < 200 && slurp(dir.file("secondary.log")).find("listening on") == std::string::npos; i++)
+    std::this_thread::sleep_for(20ms);  // the first connect is not refused
   Daemon primary(primary_conf, dir.file("primary.log"), "io_uring");
   uint64_t cursor = 0;
   for (int kill = 1; kill <= 3; kill++) {  // each time the new session checkpointed a tenth of the device more

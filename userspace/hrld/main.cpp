@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -162,9 +163,20 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.backend = backend;
   std::mt19937 rng(std::random_device{}());
   unsigned attempt = 0;
+  // The schedule starts over only after progress: what the secondary
+  // confirmed (SessionStats::progress), or a session that held for
+  // retry_every seconds. A connect and a handshake are not: a secondary that
+  // fails every session right after the handshake is retried on the schedule.
+  uint64_t progress_seen = rt.stats.progress;
+  auto after_progress = [&] {
+    if (rt.stats.progress == progress_seen) return;
+    progress_seen = rt.stats.progress;
+    attempt = 0;
+  };
   // A session ends when the daemon stops, the operator pauses the volume, or it changes roles.
   SessionStop session_stop([&rt] { return rt.paused || rt.restart || !rt.is_primary(); });
   while (!g_stop && rt.is_primary()) {
+    after_progress();  // of a session a SIGHUP, a pause or a role change ended
     if (rt.paused) {
       rt.set_state("paused");
       pause_for(200ms);
@@ -176,13 +188,14 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
     opt.resync_bandwidth = live.resync_bandwidth;
     rt.restart = false;
     session_stop.rearm();
-    const uint64_t progress = rt.stats.progress;
+    std::optional<std::chrono::steady_clock::time_point> connected;
     try {
       rt.set_state("connecting");
       auto io_timeout = std::chrono::milliseconds(static_cast<int64_t>(c.io_timeout * 1000));
       TlsStream peer(tls, connect_tcp(v.peer, std::min<std::chrono::milliseconds>(io_timeout, 10s)), v.peer_name,
                      io_timeout);
       log_line(v.name, "connected to " + peer.peer() + " at " + v.peer);
+      connected = std::chrono::steady_clock::now();
       rt.set_state("replicating");
       run_primary_session(peer, opt, session_stop, rt.stats);
       if (rt.operator_control.handed_over) {
@@ -204,9 +217,9 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
       rt.set_state("retrying", e.what());
     }
     if (g_stop) break;
-    // The schedule starts over after progress only: a secondary that fails
-    // every session right after the handshake is retried on the schedule.
-    if (rt.stats.progress != progress) attempt = 0;
+    after_progress();
+    if (connected && std::chrono::steady_clock::now() - *connected >= std::chrono::duration<double>(c.retry_every))
+      attempt = 0;  // the link held, idle or not
     double d = retry_delay(c, attempt++, rng);
     char msg[96];
     snprintf(msg, sizeof msg, "next try in %.1f s (attempt %u)", d, attempt);

@@ -213,6 +213,7 @@ void PrimarySession::handshake() {
   if (welcome_.uuid != sb_.uuid || welcome_.generation != sb_.generation)
     throw SessionError("the secondary answered for another volume or lineage", false);
   const uint64_t durable = welcome_.durable_seq;
+  if (durable > stats_.durable_seq) stats_.progress++;  // the last session applied more than it could confirm
   stats_.durable_seq = durable;
   note_checkpoint();
 

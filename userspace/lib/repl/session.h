@@ -43,8 +43,9 @@ struct SessionStats {
   std::atomic<bool> inconsistent{false};
   ResyncStats resync;
   // What the secondary confirmed (primary): each DURABLE, each pass done, and
-  // each resync checkpoint a WELCOME shows past the one before. The reconnect
-  // schedule starts over only when this moves, never at a bare connect.
+  // each WELCOME whose durable seq or resync checkpoint is past the one known
+  // before. The reconnect schedule starts over when this moves (or a session
+  // held for retry_every), never at a bare connect.
   std::atomic<uint64_t> progress{0};
   // The resync checkpoint the last WELCOME showed (the session's thread alone).
   uint64_t checkpoint_take_seq = 0, checkpoint_cursor = 0;
