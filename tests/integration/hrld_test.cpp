@@ -443,9 +443,8 @@ class HrldCutLink : public Hrld {
       std::string text = slurp(conf);
       text.replace(text.find("127.0.0.1:" + std::to_string(port)), 10 + std::to_string(port).size(),
                    "10.211.77.2:" + std::to_string(port));
-      const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
-      text.replace(text.find(fast), fast.size(), "retry_seconds = [0.5, 1, 2]\nretry_every = 2.0\nio_timeout = 1");
       std::ofstream(conf) << text;
+      test::set_retry_schedule(conf, "retry_seconds = [0.5, 1, 2]\nretry_every = 2.0\nio_timeout = 1");
     }
   }
   void TearDown() override {
@@ -495,13 +494,8 @@ TEST_P(HrldCutLink, BacksOffOnTheScheduleThenCatchesUp) {
 // retried on the schedule, not at its first step after every connect; once
 // a real secondary made the replica durable, the schedule starts over.
 TEST_P(Hrld, ASecondaryThatHangsUpAfterTheHandshakeIsRetriedOnTheSchedule) {
-  {
-    std::string text = slurp(primary_conf);
-    const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
-    // retry_every also bounds a session that counts as progress by lasting: none of these does
-    text.replace(text.find(fast), fast.size(), "retry_seconds = [0.3, 0.6, 1.2, 1.2, 1.2]\nretry_every = 60");
-    std::ofstream(primary_conf) << text;
-  }
+  // retry_every also bounds a session that counts as progress by lasting: none of these does
+  test::set_retry_schedule(primary_conf, "retry_seconds = [0.3, 0.6, 1.2, 1.2, 1.2]\nretry_every = 60");
   // Each s_server takes one connection; the loop stamps the instant it ended
   // (the primary's connect). Bounded, and killed with the test if it dies.
   const std::string stamps = dir.file("hangups"), stop = dir.file("stop-hanging-up");
@@ -547,9 +541,7 @@ TEST_P(Hrld, ASecondaryThatHangsUpAfterTheHandshakeIsRetriedOnTheSchedule) {
   for (size_t i = 1; i < 4; i++)
     EXPECT_GE(at[i] - at[i - 1], expect[i - 1] * 0.9 - 0.05)
         << "connect " << i + 1 << " came too soon after the one before";
-  size_t handshakes = 0;
-  for (size_t p = 0; (p = plog.find("connected to site-b", p)) != std::string::npos; p++) handshakes++;
-  EXPECT_GE(handshakes, 5u) << "the handshakes failed: nothing was tested\n" << plog << slurp(dir.file("s_server.log"));
+  EXPECT_GE(test::count_of(plog, "connected to site-b"), 5u) << "the handshakes failed: nothing was tested\n" << plog << slurp(dir.file("s_server.log"));
 
   // A real secondary: the replica becomes durable, and the next failure starts the schedule over.
   std::ofstream(stop).flush();

@@ -241,13 +241,8 @@ TEST_P(ResyncKill, ResumesFromItsCheckpoint) {
 // each time instead of backing off; the pass then completes.
 TEST_F(Resync, ACheckpointedPassStartsTheRetryScheduleOver) {
   make_config("resync_bandwidth = \"4M\"\n");  // about 20 s for the pass
-  {
-    std::string text = slurp(primary_conf);
-    const std::string fast = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
-    // Steps the restarted secondary is listening again within; sessions shorter than retry_every
-    text.replace(text.find(fast), fast.size(), "retry_seconds = [1, 2, 4]\nretry_every = 60");
-    std::ofstream(primary_conf) << text;
-  }
+  // Steps the restarted secondary is listening again within; sessions shorter than retry_every
+  test::set_retry_schedule(primary_conf, "retry_seconds = [1, 2, 4]\nretry_every = 60");
   make_images(0.30, 23);
   const uint64_t chunks = kSize / kChunkBytes;
   auto secondary = std::make_unique<Daemon>(secondary_conf, dir.file("secondary.log"), "io_uring");
@@ -272,10 +267,7 @@ TEST_F(Resync, ACheckpointedPassStartsTheRetryScheduleOver) {
   EXPECT_EQ(test::compare_files(data, replica), "");
   // The first session's checkpoint shows only at the second WELCOME: from then on every kill is retried first.
   std::string plog = slurp(dir.file("primary.log"));
-  size_t firsts = 0;
-  for (size_t at = plog.find("starting checksum"); (at = plog.find("(attempt 1)", at)) != std::string::npos; at++)
-    firsts++;
-  EXPECT_GE(firsts, 2u) << plog;
+  EXPECT_GE(test::count_of(plog, "(attempt 1)", plog.find("starting checksum")), 2u) << plog;
   EXPECT_EQ(plog.find("(attempt 3)"), std::string::npos) << "the checkpoints did not count as progress:\n" << plog;
 }
 

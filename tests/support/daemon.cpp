@@ -44,7 +44,7 @@ PairConfigs write_pair_configs(const std::string& dir, const std::string& log, c
   }
   auto node = [&](const std::string& n) {
     return "[node]\nname = \"" + n + "\"\ncert = \"" + dir + "/" + n + ".pem\"\nkey = \"" + dir + "/" + n +
-           ".key\"\nca = \"" + dir + "/ca.pem\"\nretry_seconds = [0.05, 0.1]\nretry_every = 0.2\n" +
+           ".key\"\nca = \"" + dir + "/ca.pem\"\n" + kFastRetrySchedule + "\n" +
            "control_socket = \"" + dir + "/" + n + ".sock\"\nmetrics = \"" +
            (n == "site-a" && metrics_port ? "127.0.0.1:" + std::to_string(metrics_port) : "") + "\"\n";
   };
@@ -60,6 +60,20 @@ PairConfigs write_pair_configs(const std::string& dir, const std::string& log, c
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+size_t count_of(const std::string& text, const std::string& what, size_t from) {
+  size_t n = 0;
+  for (size_t at = from; (at = text.find(what, at)) != std::string::npos; at += what.size()) n++;
+  return n;
+}
+
+void set_retry_schedule(const std::string& config, const std::string& schedule) {
+  std::string text = slurp(config);
+  auto at = text.find(kFastRetrySchedule);
+  if (at == std::string::npos) throw std::runtime_error(config + " has no retry schedule to replace");
+  text.replace(at, std::string(kFastRetrySchedule).size(), schedule);
+  std::ofstream(config) << text;
 }
 
 Daemon::Daemon(std::string config, std::string log_path, std::string backend, std::string netns,

@@ -13,6 +13,13 @@ namespace hrl::test {
 // hrlctl with these arguments (stderr folded into the output); *status gets its exit status.
 std::string run_hrlctl(const std::string& args, int* status = nullptr);
 std::string slurp(const std::string& path);
+// How many times `what` occurs in text from `from` on.
+size_t count_of(const std::string& text, const std::string& what, size_t from = 0);
+
+// The retry schedule write_pair_configs gives both sites, and a way to give
+// a config another one (a TOML fragment: retry_seconds, retry_every, ...).
+inline const char kFastRetrySchedule[] = "retry_seconds = [0.05, 0.1]\nretry_every = 0.2";
+void set_retry_schedule(const std::string& config, const std::string& schedule);
 
 // The certificates (made with hrlctl cert) and the two hrld configs of a
 // pair on loopback: site-a is the primary of volume db0 (log, data),

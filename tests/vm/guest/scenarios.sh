@@ -874,8 +874,10 @@ $ring $((end - ring)) flakey /dev/vdb $ring 0 1 1 error_writes" || fail "make th
   [ "$(field 1)" = resync-required ] || fail "no resync-required after the ring failed a write: $(status)" || return 1
 }
 
-# The activity log on vdb as it is on the disk now (not from vdb's page cache).
-on_disk_al() { blockdev --flushbufs /dev/vdb && hrl-log dump --json /dev/vdb | grep -A2 '"activity_log"'; }
+# The log on vdb as it is on the disk now, not from vdb's page cache (kept
+# while a dm table holds vdb open, so a second dump would read the first's).
+dump_vdb() { blockdev --flushbufs /dev/vdb && hrl-log dump --json /dev/vdb; }
+on_disk_al() { dump_vdb | grep -A2 '"activity_log"'; }
 
 # 21. A log failure, the pass that answers it, then a write to an extent the
 #     activity log never listed; the host kills qemu. The ring fails writes
@@ -912,7 +914,7 @@ scenario_al_leave_failed() {
   fail_the_ring || return 1
   # The pass writes block al_seq + 1; the one after it, al_seq + 2, goes to
   # the slot of the newest block now (two slots).
-  hrl-log dump --json /dev/vdb > /tmp/dump.json 2>&1
+  dump_vdb > /tmp/dump.json 2>&1
   al=$(dump_number al_offset) seq=$(dump_number seq '"activity_log"')
   [ -n "$al" ] && [ -n "$seq" ] || { tail -8 /tmp/dump.json; fail "no activity log in the dump"; return 1; }
   bad=$((al / 512 + seq % 2 * 8 + 3))
@@ -937,8 +939,7 @@ $((bad + 1)) $((end - bad - 1)) linear /dev/vdb $((bad + 1))" ||
   i=0
   while [ $i -lt 300 ] && [ ! -e /tmp/write-done ]; do usleep 100000; i=$((i + 1)); done
   [ -e /tmp/write-done ] || fail "the write never went after the failed block: $(status)" || return 1
-  blockdev --flushbufs /dev/vdb
-  hrl-log dump --json /dev/vdb | grep -m1 '"flags"' | grep -q resync-required ||
+  dump_vdb | grep -m1 '"flags"' | grep -q resync-required ||
     fail "the write went without a superblock asking for the whole device: $(status)" || return 1
   echo "CHECK: the write waited for the failure's superblock: $(status)"
   echo "RING: $ring"
@@ -1025,7 +1026,7 @@ refuse_a_write() {
   echo "REFUSED: $(status)"
   [ "$(field 1)" = resync-required ] || fail "no resync-required after the log refused a write: $(status)" || return 1
   sleep 3
-  flags=$(hrl-log dump --json /dev/vdb | grep -m1 '"flags"')
+  flags=$(dump_vdb | grep -m1 '"flags"')
   echo "ON-DISK: $flags"
   [ -n "$flags" ] && ! echo "$flags" | grep -q resync-required ||
     fail "the log took the failure's superblock: nothing was refused" || return 1
