@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "history/history.h"
 #include "log/log_reader.h"
 #include "log/log_writer.h"
 #include "net/certs.h"
@@ -20,6 +21,18 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A WRITE of `block` at `sector`, as the volume's log would hold it.
+RecordHeader write_record(const Superblock& sb, uint64_t seq, uint64_t sector, std::span<const std::byte> block) {
+  RecordHeader h;
+  h.seq = seq;
+  h.generation = sb.generation;
+  h.sector = sector;
+  h.nr_sectors = static_cast<uint32_t>(block.size() / 512);
+  h.payload_bytes = static_cast<uint32_t>(block.size());
+  h.payload_csum = payload_checksum(block, sb.csum_seed());
+  return h;
+}
+
 class Replication : public ::testing::Test {
  protected:
   test::TempDir dir;
@@ -27,6 +40,7 @@ class Replication : public ::testing::Test {
   TlsConfig primary_tls, secondary_tls;
   std::atomic<bool> stop{false};
   SessionStats pstats, sstats;
+  History* history = nullptr;  // the secondary's, if the test keeps one
 
   void SetUp() override {
     data = test::make_file(dir.file("data.img"), 64 << 20);
@@ -54,13 +68,31 @@ class Replication : public ::testing::Test {
         Socket s;
         while (s.fd() < 0 && !stop) s = l.accept(100ms);
         TlsStream t(ctx, std::move(s));
-        run_secondary_session(t, {replica, state, nullptr, 300, "secondary", IoBackendKind::Auto, {}, {}}, stop, sstats);
+        run_secondary_session(t, {replica, state, history, 300, "secondary", IoBackendKind::Auto, {}, {}}, stop, sstats);
         return std::string();
       } catch (const std::exception& e) {
         fprintf(stderr, "secondary: %s\n", e.what());
         return std::string(e.what());
       }
     });
+  }
+
+  // Sends one RECORDS frame to a new secondary as a primary at seq 1 would;
+  // returns the REFUSE it answers and the error the secondary ends with.
+  std::pair<proto::Refuse, std::string> refusal_of(std::span<const std::byte> payload) {
+    Listener l("127.0.0.1:0");
+    auto s = secondary(l);
+    TlsContext ctx(TlsContext::Role::Client, primary_tls);
+    TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(l.port()), 5s), "secondary");
+    Superblock sb = read_superblock(File::open(log, O_RDONLY));
+    t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, true, "p"}));
+    EXPECT_EQ(t.receive().header.type, proto::FrameType::Welcome);
+    t.send(proto::FrameType::Records, payload);
+    auto f = t.receive();
+    EXPECT_EQ(f.header.type, proto::FrameType::Refuse);
+    proto::Refuse r{};
+    if (f.header.type == proto::FrameType::Refuse) r = proto::decode_refuse(f.payload);
+    return {r, s.get()};
   }
 
   std::future<std::string> primary(uint16_t port) {
@@ -141,36 +173,46 @@ TEST_F(Replication, AReplicaOfAnotherVolumeRefusesThePrimary) {
 }
 
 TEST_F(Replication, ADamagedBatchIsRefusedAndNothingApplied) {
-  Listener l("127.0.0.1:0");
-  auto s = secondary(l);
-  TlsContext ctx(TlsContext::Role::Client, primary_tls);
-  TlsStream t(ctx, connect_tcp("127.0.0.1:" + std::to_string(l.port()), 5s), "secondary");
   Superblock sb = read_superblock(File::open(log, O_RDONLY));
-  t.send(proto::FrameType::Hello, proto::encode(proto::Hello{sb.uuid, sb.generation, sb.data_sectors, 1, true, "p"}));
-  ASSERT_EQ(t.receive().header.type, proto::FrameType::Welcome);
   proto::BatchBuilder b(sb.csum_seed());
   std::vector<std::byte> block(4096, std::byte{0x77});
-  for (uint64_t seq = 1; seq <= 3; seq++) {
-    RecordHeader h;
-    h.seq = seq;
-    h.generation = sb.generation;
-    h.sector = 8 * seq;
-    h.nr_sectors = 8;
-    h.payload_bytes = 4096;
-    h.payload_csum = payload_checksum(block, sb.csum_seed());
-    b.add(h, block);
-  }
+  for (uint64_t seq = 1; seq <= 3; seq++) b.add(write_record(sb, seq, 8 * seq, block), block);
   auto payload = b.take();
   payload[8 + 2 * (64 + 4096) + 64 + 10] ^= std::byte{1};  // the data of seq 3
-  t.send(proto::FrameType::Records, payload);
-  auto f = t.receive();
-  ASSERT_EQ(f.header.type, proto::FrameType::Refuse);
-  auto r = proto::decode_refuse(f.payload);
+  auto [r, secondary_error] = refusal_of(payload);
   EXPECT_EQ(r.code, proto::RefuseCode::BadRecord);
   EXPECT_NE(r.message.find("seq 3 fails its payload checksum; nothing of the batch was applied"), std::string::npos)
       << r.message;
-  EXPECT_NE(s.get().find("bad-record"), std::string::npos);
+  EXPECT_NE(secondary_error.find("bad-record"), std::string::npos);
   EXPECT_EQ(ReplicaState::load(state)->durable_seq, 0u);  // seq 1 and 2 were valid, and not applied either
+  EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
+}
+
+// A record that reaches past the end of the volume (a 1 TiB DISCARD on a
+// 64 MiB volume, as a confused primary could send) is refused before any
+// before-image is taken: the volume goes critical with the reason, rather
+// than a read past the replica that ends the session and retries forever.
+TEST_F(Replication, ARecordPastTheVolumeIsRefusedBeforeItsBeforeImage) {
+  History h(dir.file("undo"), dir.file("points"), Retention{});
+  history = &h;
+  Superblock sb = read_superblock(File::open(log, O_RDONLY));
+  proto::BatchBuilder b(sb.csum_seed());
+  std::vector<std::byte> block(4096, std::byte{0x77});
+  b.add(write_record(sb, 1, 8, block), block);
+  RecordHeader d;
+  d.type = HRL_REC_DISCARD;
+  d.seq = 2;
+  d.generation = sb.generation;
+  d.sector = sb.data_sectors - 8;
+  d.nr_sectors = 1u << 31;  // 1 TiB
+  d.payload_csum = payload_checksum({}, sb.csum_seed());
+  b.add(d, {});
+  auto [r, secondary_error] = refusal_of(b.take());
+  EXPECT_EQ(r.code, proto::RefuseCode::BadRecord);
+  EXPECT_NE(r.message.find("seq 2 reaches past the end of the volume"), std::string::npos) << r.message;
+  EXPECT_NE(secondary_error.find("bad-record"), std::string::npos);
+  EXPECT_EQ(ReplicaState::load(state)->durable_seq, 0u);
+  EXPECT_EQ(h.size_bytes(), 4096u) << "a before-image was taken for a batch that was refused";
   EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
 }
 
@@ -181,14 +223,7 @@ TEST_F(Replication, DamagedFramesEndTheSessionAndNothingIsApplied) {
   Superblock sb = read_superblock(File::open(log, O_RDONLY));
   proto::BatchBuilder b(sb.csum_seed());
   std::vector<std::byte> block(4096, std::byte{0x42});
-  RecordHeader h;
-  h.seq = 1;
-  h.generation = sb.generation;
-  h.sector = 8;
-  h.nr_sectors = 8;
-  h.payload_bytes = 4096;
-  h.payload_csum = payload_checksum(block, sb.csum_seed());
-  b.add(h, block);
+  b.add(write_record(sb, 1, 8, block), block);
   auto good = proto::make_frame(proto::FrameType::Records, b.take(), 0);
   for (int damage = 0; damage < 2; damage++) {
     Listener l("127.0.0.1:0");

@@ -4,7 +4,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <stdexcept>
 
@@ -53,9 +55,18 @@ std::string compare_files(const std::string& a, const std::string& b) {
   return {};
 }
 
-uint64_t file_checksum(const std::string& path) {
-  auto v = read_file(path);
-  return XXH64(v.data(), v.size(), 0);
+uint64_t file_checksum(const std::string& path) {  // streamed: images can be gibibytes
+  File f = File::open(path, O_RDONLY);
+  std::unique_ptr<XXH64_state_t, decltype(&XXH64_freeState)> st(XXH64_createState(), XXH64_freeState);
+  XXH64_reset(st.get(), 0);
+  std::vector<std::byte> buf(4 << 20);
+  for (uint64_t off = 0, size = f.size(); off < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+    f.read_at(std::span(buf.data(), n), off);
+    XXH64_update(st.get(), buf.data(), n);
+    off += n;
+  }
+  return XXH64_digest(st.get());
 }
 
 LogPair::LogPair(uint64_t data_bytes, uint64_t log_bytes, FormatOptions opt) {

@@ -3,6 +3,8 @@
 // boundary, byte for byte the primary's data as it was then; a crash between
 // capture and apply, and a torn entry, lose nothing that was made durable.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -164,6 +166,114 @@ TEST_F(Undo, ACrashBetweenCaptureAndApplyOrInTheMiddleOfAnEntryLosesNothing) {
   EXPECT_EQ(undo.from_seq(), records.back().header.seq);
   EXPECT_EQ(undo.last_seq(), records.back().header.seq);
   EXPECT_THROW(undo.plan_back_to(mid), std::runtime_error) << "history before a reset";
+}
+
+namespace {
+
+LogRecord discard_record(uint64_t seq, uint64_t sector, uint32_t sectors) {
+  RecordHeader h;
+  h.type = HRL_REC_DISCARD;
+  h.seq = seq;
+  h.sector = sector;
+  h.nr_sectors = sectors;
+  return LogRecord{h, 0, {}};
+}
+
+// Random bytes at `offset` of `path`.
+void scribble(const std::string& path, uint64_t offset, uint64_t bytes, std::mt19937_64& rng) {
+  std::vector<std::byte> b(bytes);
+  for (auto& x : b) x = std::byte(rng());
+  File::open(path, O_RDWR).write_at(b, offset);
+}
+
+}  // namespace
+
+// mkfs and fstrim discard a whole volume in one request. Its before-image is
+// captured in pieces, zeros stored as nothing: memory stays bounded (the
+// capture once allocated the whole range), and the image before the discard
+// comes back byte for byte.
+TEST_F(Undo, AWholeVolumeDiscardIsCapturedInBoundedMemory) {
+  constexpr uint64_t kVolume = 1ull << 30;
+  const std::string replica = pair->dir.file("big.img");
+  { File::open(replica, O_RDWR | O_CREAT).write_at(std::vector<std::byte>(512), kVolume - 512); }  // sparse
+  std::mt19937_64 rng(31);
+  for (uint64_t at : {uint64_t{0}, uint64_t{700} << 20, kVolume - (3 << 20)}) scribble(replica, at, 3 << 20, rng);
+  const uint64_t before = test::file_checksum(replica);
+  const std::string dir = pair->dir.file("big.undo");
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // its own peak RSS: the parent's test binary is no measure
+    int status = 1;
+    try {
+      rusage r0{}, r1{};
+      getrusage(RUSAGE_SELF, &r0);
+      UndoJournal undo(dir, uuid, 9);
+      const LogRecord discard = discard_record(10, 0, static_cast<uint32_t>(kVolume / 512));
+      undo.capture(File::open(replica, O_RDWR), std::span(&discard, 1));
+      getrusage(RUSAGE_SELF, &r1);
+      const long grew_kib = r1.ru_maxrss - r0.ru_maxrss;
+      status = ::write(fds[1], &grew_kib, sizeof grew_kib) == sizeof grew_kib ? 0 : 1;
+    } catch (const std::exception& e) {
+      fprintf(stderr, "capture: %s\n", e.what());
+    }
+    ::_exit(status);
+  }
+  ::close(fds[1]);
+  long grew_kib = -1;
+  ASSERT_EQ(::read(fds[0], &grew_kib, sizeof grew_kib), static_cast<ssize_t>(sizeof grew_kib));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  printf("capturing a discard of %llu MiB: peak RSS grew %ld KiB\n", static_cast<unsigned long long>(kVolume >> 20),
+         grew_kib);
+  EXPECT_LT(grew_kib, 128 << 10) << "the before-image of a whole-volume discard held in memory";
+  UndoJournal undo(dir, uuid, 9);
+  EXPECT_EQ(undo.last_seq(), 10u);
+  EXPECT_LT(undo.size_bytes(), 16u << 20) << "the zeros of the discard were stored";
+  File::open(replica, O_RDWR).zero_range(0, kVolume);  // the discard, applied
+  ASSERT_NE(test::file_checksum(replica), before);
+  undo.roll_back(File::open(replica, O_RDWR), 10, 9);
+  EXPECT_EQ(test::file_checksum(replica), before) << "the volume as it was before the discard";
+}
+
+// A record captured in several pieces counts only once its last piece is
+// in: a crash after some of them leaves the record uncaptured (it arrives
+// again and is captured whole), never half a before-image taken for all.
+TEST_F(Undo, ACrashInTheMiddleOfARecordsPiecesLosesNone) {
+  const std::string replica = test::make_file(pair->dir.file("replica.img"), kData);
+  std::mt19937_64 rng(37);
+  scribble(replica, 1 << 20, 12 << 20, rng);
+  const uint64_t before = test::file_checksum(replica);
+  const std::string dir = pair->dir.file("cut.undo");
+  const LogRecord discard = discard_record(10, 0, (16 << 20) / 512);  // four pieces, three of them data
+  uint64_t whole = 0;
+  {
+    UndoJournal undo(dir, uuid, 9);
+    undo.capture(File::open(replica, O_RDWR), std::span(&discard, 1));
+    whole = undo.size_bytes();
+  }
+  const std::string seg = only_segment(dir);
+  const uint64_t piece = 512 + (4 << 20);  // a whole piece of data: its header and image
+  for (uint64_t cut : {uint64_t{4096} + piece, uint64_t{4096} + 2 * piece, whole - 512, whole - 100}) {
+    SCOPED_TRACE("the segment cut at " + std::to_string(cut) + " of " + std::to_string(whole));
+    ASSERT_EQ(::truncate(seg.c_str(), static_cast<off_t>(cut)), 0);
+    {
+      UndoJournal undo(dir, uuid, 0);
+      EXPECT_EQ(undo.last_seq(), 9u) << "a record with pieces missing counted as captured";
+      EXPECT_EQ(undo.size_bytes(), 4096u) << "the pieces of a record cut short were left in the journal";
+      undo.capture(File::open(replica, O_RDWR), std::span(&discard, 1));  // it arrives again
+      EXPECT_EQ(undo.size_bytes(), whole);
+    }
+    UndoJournal undo(dir, uuid, 0);
+    ASSERT_EQ(undo.last_seq(), 10u);
+    const std::string img = pair->dir.file("cut.img");
+    test::make_file(img, kData);  // the discard applied
+    undo.roll_back(File::open(img, O_RDWR), 10, 9);
+    EXPECT_EQ(test::file_checksum(img), before);
+  }
 }
 
 // Retention drops whole segments: every boundary from the next segment's

@@ -34,16 +34,33 @@ struct RawSegmentHeader {  // little-endian on disk
 };
 static_assert(sizeof(RawSegmentHeader) == 48);
 
+// A record's before-image is captured in pieces of at most kPieceBytes, and
+// a batch's pieces are read and appended kGroupBytes at a time: a discard of
+// a whole volume costs bounded memory.
+constexpr uint64_t kPieceBytes = 4 << 20;
+constexpr uint64_t kGroupBytes = 16 << 20;
+constexpr uint32_t kEntryContinued = 1;  // more pieces of this record follow
+constexpr uint32_t kEntryZero = 2;       // the before-image is zeros: no bytes follow the header
+
 struct RawEntry {  // little-endian on disk
   uint32_t magic;
   uint32_t sectors;
   uint64_t seq;
   uint64_t sector;
   uint64_t image_csum;
-  uint8_t pad[24];
+  uint32_t flags;  // kEntry*
+  uint8_t pad[20];
   uint64_t header_csum;  // of the 56 bytes before it
 };
 static_assert(sizeof(RawEntry) == 64);
+
+uint64_t image_bytes(const RawEntry& e) {
+  return le32toh(e.flags) & kEntryZero ? 0 : uint64_t{le32toh(e.sectors)} * HRL_SECTOR_SIZE;
+}
+
+bool all_zero(std::span<const std::byte> b) {
+  return std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; });
+}
 
 std::string segment_name(uint64_t from_seq) {
   char name[32];
@@ -98,7 +115,11 @@ void UndoJournal::load_segment(const std::string& path, bool newest) {
     throw std::runtime_error(path + ": begins after seq " + std::to_string(seg.from_seq) + " but the segment before it ends at " +
                              std::to_string(last_seq()) + ": the undo journal has a gap");
   const size_t index = dropped_ + segments_.size();
-  uint64_t off = kHeaderBytes, last = seg.from_seq;
+  // A record's pieces are kept only once its last piece is there: `whole`
+  // is where the last whole record ends.
+  uint64_t off = kHeaderBytes, whole = off, last = seg.from_seq;
+  size_t whole_entries = entries_.size();
+  bool continued = false;
   AlignedBuffer hdr(kEntryHeader);
   std::vector<std::byte> image;
   while (off + kEntryHeader <= size) {
@@ -106,23 +127,31 @@ void UndoJournal::load_segment(const std::string& path, bool newest) {
     RawEntry e;
     std::memcpy(&e, hdr.data(), sizeof e);
     if (le32toh(e.magic) != kEntryMagic || XXH64(&e, 56, 0) != le64toh(e.header_csum)) break;
-    uint64_t bytes = uint64_t{le32toh(e.sectors)} * HRL_SECTOR_SIZE;
+    const uint64_t bytes = image_bytes(e);
     if (off + kEntryHeader + bytes > size) break;
     if (newest) {
       image.resize(bytes);
       file->read_at(image, off + kEntryHeader);
       if (XXH64(image.data(), bytes, 0) != le64toh(e.image_csum)) break;  // torn by a crash
     }
-    uint64_t seq = le64toh(e.seq);
-    if (seq <= last) break;
-    entries_.push_back({seq, le64toh(e.sector), le32toh(e.sectors), off + kEntryHeader, index});
+    const uint64_t seq = le64toh(e.seq);
+    if (continued ? seq != last : seq <= last) break;
+    const uint32_t flags = le32toh(e.flags);
+    entries_.push_back({seq, le64toh(e.sector), le32toh(e.sectors), off + kEntryHeader, index, (flags & kEntryZero) != 0});
     last = seq;
     off += kEntryHeader + bytes;
+    continued = flags & kEntryContinued;
+    if (!continued) {
+      whole = off;
+      whole_entries = entries_.size();
+    }
   }
-  if (off < size) {
-    if (!newest) throw std::runtime_error(path + ": a damaged entry at offset " + std::to_string(off));
-    if (::ftruncate(file->fd(), static_cast<off_t>(off)) < 0) throw_errno(errno, "truncate " + path);
+  entries_.resize(whole_entries);  // the pieces of a record a crash cut short
+  if (whole < size) {
+    if (!newest) throw std::runtime_error(path + ": a damaged entry at offset " + std::to_string(whole));
+    if (::ftruncate(file->fd(), static_cast<off_t>(whole)) < 0) throw_errno(errno, "truncate " + path);
   }
+  off = whole;
   seg.end = off;
   segments_.push_back(std::move(seg));
 }
@@ -178,9 +207,10 @@ namespace {
 
 // Reads each request's bytes from `file`: at the backend's queue depth when
 // there is one, one after the other otherwise.
-void read_all(const File& file, std::vector<AlignedBuffer>& bufs, const std::vector<uint64_t>& offsets, IoBackend* io) {
+void read_all(const File& file, const std::vector<std::span<std::byte>>& bufs, const std::vector<uint64_t>& offsets,
+              IoBackend* io) {
   if (!io) {
-    for (size_t i = 0; i < bufs.size(); i++) file.read_at(bufs[i].span(), offsets[i]);
+    for (size_t i = 0; i < bufs.size(); i++) file.read_at(bufs[i], offsets[i]);
     return;
   }
   IoCompletion done[32];
@@ -195,7 +225,7 @@ void read_all(const File& file, std::vector<AlignedBuffer>& bufs, const std::vec
       const size_t i = done[k].tag;
       if (done[k].result < 0) throw_errno(static_cast<int>(-done[k].result), "read " + file.path());
       if (static_cast<uint64_t>(done[k].result) != bufs[i].size())  // a short read: the rest, in place
-        file.read_at(bufs[i].span().subspan(static_cast<size_t>(done[k].result)), offsets[i] + done[k].result);
+        file.read_at(bufs[i].subspan(static_cast<size_t>(done[k].result)), offsets[i] + done[k].result);
       finished++;
     }
   }
@@ -203,58 +233,105 @@ void read_all(const File& file, std::vector<AlignedBuffer>& bufs, const std::vec
 
 }  // namespace
 
+namespace {
+
+// One piece of a record's before-image: bytes [start, start + bytes) of the
+// replica under record `record` of the batch.
+struct Piece {
+  size_t record;
+  uint64_t start, bytes;
+  bool last;  // of its record
+};
+
+// The pieces of the batch's records not captured yet (seq > captured).
+std::vector<Piece> pieces_of(std::span<const LogRecord> batch, uint64_t captured) {
+  std::vector<Piece> out;
+  for (size_t i = 0; i < batch.size(); i++) {
+    const RecordHeader& h = batch[i].header;
+    if ((h.type != HRL_REC_WRITE && h.type != HRL_REC_DISCARD) || h.seq <= captured || h.nr_sectors == 0) continue;
+    const uint64_t start = h.sector * HRL_SECTOR_SIZE, end = start + uint64_t{h.nr_sectors} * HRL_SECTOR_SIZE;
+    for (uint64_t at = start; at < end; at += kPieceBytes) {
+      const uint64_t n = std::min(kPieceBytes, end - at);
+      out.push_back({i, at, n, at + n == end});
+    }
+  }
+  return out;
+}
+
+// What the records of the batch before `record` write in [start, start +
+// bytes) goes over the replica's bytes there: the before-image of a record is
+// the replica as the batch leaves it just before that record.
+void overlay_earlier(std::span<const LogRecord> batch, size_t record, uint64_t start, std::span<std::byte> before) {
+  for (size_t j = 0; j < record; j++) {
+    const RecordHeader& e = batch[j].header;
+    if (e.type != HRL_REC_WRITE && e.type != HRL_REC_DISCARD) continue;
+    const uint64_t es = e.sector * HRL_SECTOR_SIZE, ee = es + uint64_t{e.nr_sectors} * HRL_SECTOR_SIZE;
+    const uint64_t lo = std::max(start, es), hi = std::min(start + before.size(), ee);
+    if (lo >= hi) continue;
+    if (e.type == HRL_REC_WRITE)
+      std::memcpy(before.data() + (lo - start), batch[j].payload.data() + (lo - es), hi - lo);
+    else
+      std::memset(before.data() + (lo - start), 0, hi - lo);
+  }
+}
+
+}  // namespace
+
 void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io) {
+  const std::vector<Piece> pieces = pieces_of(batch, last_seq());
+  if (pieces.empty()) return;
+  for (const Piece& p : pieces)
+    if (p.start + p.bytes > replica.size())
+      throw std::out_of_range("record " + std::to_string(batch[p.record].header.seq) + " is beyond " + replica.path());
   if (segments_.back().end >= segment_bytes_ && last_seq() > segments_.back().from_seq) begin_segment(last_seq());
   Segment& seg = segments_.back();
   const size_t index = dropped_ + segments_.size() - 1;
-  // The replica's bytes under each record to capture, as they are before the batch.
-  std::vector<size_t> which;
-  std::vector<AlignedBuffer> images;
-  std::vector<uint64_t> offsets;
-  for (size_t i = 0; i < batch.size(); i++) {
-    const RecordHeader& h = batch[i].header;
-    if ((h.type != HRL_REC_WRITE && h.type != HRL_REC_DISCARD) || h.seq <= last_seq()) continue;
-    which.push_back(i);
-    images.emplace_back(uint64_t{h.nr_sectors} * HRL_SECTOR_SIZE);
-    offsets.push_back(h.sector * HRL_SECTOR_SIZE);
-  }
-  if (which.empty()) return;
-  read_all(replica, images, offsets, io);
-  std::vector<std::byte> out;
   std::vector<Entry> added;
   uint64_t at = seg.end;
-  for (size_t w = 0; w < which.size(); w++) {
-    const size_t i = which[w];
-    const RecordHeader& h = batch[i].header;
-    const uint64_t bytes = images[w].size(), start = offsets[w];
-    AlignedBuffer& before = images[w];
-    // What the earlier records of this batch write there comes first.
-    for (size_t j = 0; j < i; j++) {
-      const RecordHeader& e = batch[j].header;
-      if (e.type != HRL_REC_WRITE && e.type != HRL_REC_DISCARD) continue;
-      uint64_t es = e.sector * HRL_SECTOR_SIZE, ee = es + uint64_t{e.nr_sectors} * HRL_SECTOR_SIZE;
-      uint64_t lo = std::max(start, es), hi = std::min(start + bytes, ee);
-      if (lo >= hi) continue;
-      if (e.type == HRL_REC_WRITE)
-        std::memcpy(before.data() + (lo - start), batch[j].payload.data() + (lo - es), hi - lo);
-      else
-        std::memset(before.data() + (lo - start), 0, hi - lo);
+  // A group of pieces at a time: read together into one buffer, appended in
+  // one write. The entries count only once all are durable; a crash before
+  // leaves a tail that load() cuts back to the last whole record.
+  AlignedBuffer group_buf;
+  std::vector<std::byte> out;
+  for (size_t first = 0; first < pieces.size();) {
+    size_t end = first;
+    uint64_t group = 0;
+    while (end < pieces.size() && (end == first || group + pieces[end].bytes <= kGroupBytes)) group += pieces[end++].bytes;
+    if (group_buf.size() < group) group_buf = AlignedBuffer(group);
+    std::vector<std::span<std::byte>> images;
+    std::vector<uint64_t> offsets;
+    for (size_t k = first, pos = 0; k < end; pos += pieces[k++].bytes) {
+      images.push_back(group_buf.span().subspan(pos, pieces[k].bytes));
+      offsets.push_back(pieces[k].start);
     }
-    RawEntry e{};
-    e.magic = htole32(kEntryMagic);
-    e.sectors = htole32(h.nr_sectors);
-    e.seq = htole64(h.seq);
-    e.sector = htole64(h.sector);
-    e.image_csum = htole64(XXH64(before.data(), bytes, 0));
-    e.header_csum = htole64(XXH64(&e, 56, 0));
-    size_t base = out.size();
-    out.resize(base + kEntryHeader + bytes);
-    std::memcpy(out.data() + base, &e, sizeof e);
-    std::memcpy(out.data() + base + kEntryHeader, before.data(), bytes);
-    added.push_back({h.seq, h.sector, h.nr_sectors, at + kEntryHeader, index});
-    at += kEntryHeader + bytes;
+    read_all(replica, images, offsets, io);
+    out.clear();
+    for (size_t k = first; k < end; k++) {
+      const Piece& p = pieces[k];
+      const RecordHeader& h = batch[p.record].header;
+      std::span<std::byte> before = images[k - first];
+      overlay_earlier(batch, p.record, p.start, before);
+      const bool zero = all_zero(before);
+      const uint64_t stored = zero ? 0 : p.bytes;
+      RawEntry e{};
+      e.magic = htole32(kEntryMagic);
+      e.sectors = htole32(static_cast<uint32_t>(p.bytes / HRL_SECTOR_SIZE));
+      e.seq = htole64(h.seq);
+      e.sector = htole64(p.start / HRL_SECTOR_SIZE);
+      e.image_csum = htole64(XXH64(before.data(), stored, 0));
+      e.flags = htole32((p.last ? 0 : kEntryContinued) | (zero ? kEntryZero : 0));
+      e.header_csum = htole64(XXH64(&e, 56, 0));
+      const size_t base = out.size();
+      out.resize(base + kEntryHeader + stored);
+      std::memcpy(out.data() + base, &e, sizeof e);
+      std::memcpy(out.data() + base + kEntryHeader, before.data(), stored);
+      added.push_back({h.seq, p.start / HRL_SECTOR_SIZE, static_cast<uint32_t>(p.bytes / HRL_SECTOR_SIZE),
+                       at + kEntryHeader, index, zero});
+      at += kEntryHeader + stored;
+    }
+    seg.file->write_at(out, at - out.size());
+    first = end;
   }
-  seg.file->write_at(out, seg.end);
   seg.file->datasync();  // before the replica changes
   seg.end = at;
   entries_.insert(entries_.end(), added.begin(), added.end());
@@ -266,7 +343,7 @@ std::vector<UndoJournal::Undo> UndoJournal::plan_back_to(uint64_t target) const 
                              std::to_string(from_seq()));
   std::vector<Undo> plan;
   for (auto it = entries_.rbegin(); it != entries_.rend() && it->seq > target; ++it)
-    plan.push_back({segments_[it->segment - dropped_].file, it->offset, it->seq, it->sector, it->sectors});
+    plan.push_back({segments_[it->segment - dropped_].file, it->offset, it->seq, it->sector, it->sectors, it->zero});
   return plan;
 }
 
@@ -303,10 +380,17 @@ uint64_t UndoJournal::apply(const std::vector<Undo>& plan, const File& image) {
   for (auto u = plan.rbegin(); u != plan.rend(); ++u) {
     const uint64_t start = u->sector * HRL_SECTOR_SIZE;
     cover(done, start, start + uint64_t{u->sectors} * HRL_SECTOR_SIZE, [&](uint64_t a, uint64_t b) {
-      if (bytes.size() < b - a) bytes = AlignedBuffer(b - a);
-      std::span<std::byte> part(bytes.data(), b - a);
-      u->segment->read_at(part, u->offset + (a - start));
-      image.write_at(part, a);
+      for (uint64_t pos = a; pos < b;) {  // a piece at a time: a gap can be a whole volume long
+        const uint64_t n = std::min(b - pos, kPieceBytes);
+        if (bytes.size() < n) bytes = AlignedBuffer(n);
+        std::span<std::byte> part(bytes.data(), n);
+        if (u->zero)
+          std::memset(part.data(), 0, n);
+        else
+          u->segment->read_at(part, u->offset + (pos - start));
+        image.write_at(part, pos);
+        pos += n;
+      }
       written += b - a;
     });
   }

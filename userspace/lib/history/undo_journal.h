@@ -8,9 +8,12 @@
 // time. A segment: a 4 KiB header (magic, the volume's uuid, from_seq: every
 // record after it is in this segment or a later one, the time it was begun,
 // a checksum), then entries appended in sequence order: a 512-byte header
-// (magic, seq, sector, sectors, XXH64 of the bytes, XXH64 of the header) and
-// the before-image. A torn entry at the end of the newest segment (a crash
-// while appending) is cut off at open.
+// (magic, seq, sector, sectors, XXH64 of the bytes, flags, XXH64 of the
+// header) and the before-image. A record's before-image is one entry or
+// several (pieces of at most 4 MiB, all but the last flagged "continued"), so
+// a whole-volume discard costs bounded memory; a piece of zeros stores no
+// bytes. A torn entry, or a record whose last piece is missing, at the end of
+// the newest segment (a crash while appending) is cut off at open.
 #pragma once
 
 #include <array>
@@ -66,6 +69,7 @@ class UndoJournal {
     uint64_t offset;  // of the before-image in the segment
     uint64_t seq, sector;
     uint32_t sectors;
+    bool zero;  // the before-image is zeros, not stored
   };
   std::vector<Undo> plan_back_to(uint64_t target) const;
   // Writes a plan into `image`, which must hold every record the plan's
@@ -94,6 +98,7 @@ class UndoJournal {
     uint32_t sectors;
     uint64_t offset;
     size_t segment;  // index among all segments ever opened: segment - dropped_
+    bool zero;
   };
   void load();
   void load_segment(const std::string& path, bool newest);

@@ -698,6 +698,18 @@ void run_primary_session(TlsStream& peer, const PrimaryOptions& opt, const std::
 
 namespace {
 
+// Every WRITE and DISCARD of the batch lies within the volume.
+void check_within_volume(const std::vector<proto::BatchRecord>& records, uint64_t data_sectors) {
+  for (const auto& r : records) {
+    const RecordHeader& h = r.header;
+    if ((h.type == HRL_REC_WRITE || h.type == HRL_REC_DISCARD) &&
+        (h.sector > data_sectors || h.nr_sectors > data_sectors - h.sector))
+      throw proto::ProtocolError("record seq " + std::to_string(h.seq) + " reaches past the end of the volume (sector " +
+                                 std::to_string(h.sector) + ", " + std::to_string(h.nr_sectors) + " sectors; the volume has " +
+                                 std::to_string(data_sectors) + ")");
+  }
+}
+
 // A planned failover: the primary drained and verified; this replica holds
 // every record it wrote. The site takes over (opt.take_over: the state, the
 // log, the role) and answers PROMOTED.
@@ -875,8 +887,9 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     if (state->resync && state->resync->take_seq)
       refuse(peer, proto::RefuseCode::Internal, "records while a resync is in progress");
     std::vector<proto::BatchRecord> records;
-    try {  // every record is checked before any is applied
+    try {  // every record is checked before any is applied, or its before-image taken
       records = proto::decode_batch(f.payload, seed, state->durable_seq + 1);
+      check_within_volume(records, state->data_sectors);
     } catch (const proto::ProtocolError& e) {
       refuse(peer, proto::RefuseCode::BadRecord, std::string(e.what()) + "; nothing of the batch was applied");
     }
