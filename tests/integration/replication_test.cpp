@@ -2,13 +2,17 @@
 // a workload through LogWriter replicates byte for byte; the log's tail
 // moves only on DURABLE; another volume and a damaged batch are refused.
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <cstring>
+#include <filesystem>
 #include <future>
+#include <map>
 #include <random>
 #include <thread>
 
 #include "history/history.h"
+#include "history/point_image.h"
 #include "log/log_reader.h"
 #include "log/log_writer.h"
 #include "net/certs.h"
@@ -93,6 +97,31 @@ class Replication : public ::testing::Test {
     proto::Refuse r{};
     if (f.header.type == proto::FrameType::Refuse) r = proto::decode_refuse(f.payload);
     return {r, s.get()};
+  }
+
+  // A primary and a secondary session, until the secondary holds every
+  // record up to `last` or either ends; returns their errors ("" for none).
+  std::pair<std::string, std::string> replicate_until(uint64_t last) {
+    stop = false;
+    Listener l("127.0.0.1:0");
+    auto s = secondary(l);
+    auto p = primary(l.port());
+    for (int i = 0; i < 3000 && ReplicaState::load(state).value_or(ReplicaState{}).durable_seq < last; i++) {
+      if (s.wait_for(10ms) == std::future_status::ready || p.wait_for(0ms) == std::future_status::ready) break;
+    }
+    stop = true;
+    return {p.get(), s.get()};
+  }
+
+  // Random blocks at random places of the primary's first 8 MiB, through its log.
+  static uint64_t write_blocks(LogWriter& w, std::mt19937_64& rng, int n) {
+    uint64_t seq = 0;
+    std::vector<std::byte> block(8192);
+    for (int i = 0; i < n; i++) {
+      for (auto& b : block) b = std::byte(rng());
+      seq = w.write(rng() % ((8 << 20) / 512 - 16), block);
+    }
+    return seq;
   }
 
   std::future<std::string> primary(uint16_t port) {
@@ -186,6 +215,93 @@ TEST_F(Replication, ADamagedBatchIsRefusedAndNothingApplied) {
   EXPECT_NE(secondary_error.find("bad-record"), std::string::npos);
   EXPECT_EQ(ReplicaState::load(state)->durable_seq, 0u);  // seq 1 and 2 were valid, and not applied either
   EXPECT_EQ(test::file_checksum(replica), test::file_checksum(test::make_file(dir.file("zero.img"), 64 << 20)));
+}
+
+// A named point is in the catalog before the state says its MARK is
+// durable. Here the catalog refuses to take the point (a trigger fails every
+// insert, as a full disk would) after the batch is applied: the session
+// ends, the batch comes again, and the point is listed once, at the MARK's
+// seq. (When the state went first, the MARK counted as durable with no
+// point: lost for good.) A point whose batch did not become durable is
+// dropped when the next session begins, so it is not listed twice.
+TEST_F(Replication, ANamedPointOutlivesACatalogThatFailsAfterItsBatch) {
+  History h(dir.file("undo"), dir.file("points"), Retention{});
+  history = &h;
+  std::mt19937_64 rng(51);
+  uint64_t mark = 0, last = 0;
+  {
+    LogWriter w(log, data);
+    write_blocks(w, rng, 20);
+    mark = w.mark("before-upgrade");
+    last = write_blocks(w, rng, 20);
+    w.close();
+  }
+  auto sql = [&](const char* text) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("points").c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, text, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  };
+  sql("CREATE TRIGGER no_room BEFORE INSERT ON points BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END");
+  auto [perr, serr] = replicate_until(last);
+  EXPECT_NE(serr.find("disk is full"), std::string::npos) << "the catalog did not fail: " << serr;
+  EXPECT_LT(ReplicaState::load(state)->durable_seq, mark) << "the MARK counted as durable while its point was refused";
+  sql("DROP TRIGGER no_room");
+  // Now the point goes in and the state cannot be saved (its temporary file
+  // is in the way): the point waits after the durable seq, and the next
+  // session drops it before the batch adds it again.
+  std::filesystem::create_directory(state + ".tmp");
+  std::tie(perr, serr) = replicate_until(last);
+  EXPECT_NE(serr.find(".tmp"), std::string::npos) << "the state was saved: " << serr;
+  EXPECT_EQ(h.points().size(), 1u);
+  std::filesystem::remove(state + ".tmp");
+  std::tie(perr, serr) = replicate_until(last);
+  ASSERT_EQ(ReplicaState::load(state)->durable_seq, last) << perr << " / " << serr;
+  auto points = h.points();
+  ASSERT_EQ(points.size(), 1u);
+  EXPECT_EQ(points[0].seq, mark);
+  EXPECT_EQ(points[0].name, "before-upgrade");
+}
+
+// History turned off and on again: the records applied meanwhile have no
+// before-images, so the points from before the gap are dropped (and said
+// so), and every point listed builds exactly the primary's image at its
+// seq. (Reopened across the gap, the history built the old point from
+// before-images that miss the gap's records: silently wrong.)
+TEST_F(Replication, HistoryTurnedOffAndOnStartsOverAndEveryPointBuildsItsImage) {
+  History h(dir.file("undo"), dir.file("points"), Retention{});
+  std::mt19937_64 rng(53);
+  std::map<std::string, std::string> image_of;  // point name -> the primary's data when it was taken
+  auto round = [&](const std::string& point) {
+    LogWriter w(log, data);
+    write_blocks(w, rng, 30);
+    w.mark(point);
+    image_of[point] = dir.file(point + ".img");
+    test::copy_file(data, image_of[point]);
+    uint64_t last = write_blocks(w, rng, 30);
+    w.close();
+    return last;
+  };
+  history = &h;
+  uint64_t last = round("first");
+  ASSERT_EQ(replicate_until(last), std::pair(std::string(), std::string()));
+  ASSERT_EQ(h.points().size(), 1u);
+  history = nullptr;  // hrld restarted with history = false
+  last = round("in-the-gap");
+  ASSERT_EQ(replicate_until(last), std::pair(std::string(), std::string()));
+  history = &h;  // and with history again
+  last = round("second");
+  ASSERT_EQ(replicate_until(last), std::pair(std::string(), std::string()));
+  auto points = h.points();
+  ASSERT_FALSE(points.empty());
+  for (const RecoveryPoint& p : points) {
+    SCOPED_TRACE("point " + p.name + " at seq " + std::to_string(p.seq));
+    const std::string img = dir.file("built.img");
+    build_point_image(h, replica, p.seq, img);
+    EXPECT_EQ(test::file_checksum(img), test::file_checksum(image_of.at(p.name)));
+  }
+  EXPECT_EQ(points.size(), 1u) << "a point from before the gap is still listed";
+  EXPECT_EQ(points.back().name, "second");
 }
 
 // A record that reaches past the end of the volume (a 1 TiB DISCARD on a

@@ -94,7 +94,7 @@ nlohmann::json start_test_failover(VolumeRuntime& v, const nlohmann::json& req) 
   if (!st) return fail("volume " + name + "'s replica follows no primary yet");
   if (st->promoted) return fail("volume " + name + " was failed over to this site: test the volume itself");
   if (auto why = resyncing(v, *st); !why.empty()) return fail(why);
-  v.history->open(st->uuid, st->durable_seq);
+  v.history->open(st->uuid, st->durable_seq, !st->history_complete);
   std::string why;
   auto point = find_point(*v.history, req.value("point", int64_t{0}), why);
   if (!point) return fail(why);
@@ -157,7 +157,7 @@ nlohmann::json test_failover_status(const VolumeRuntime& v) {
 // partly rolled-back replica ends at the same image.
 static void complete_promotion(VolumeRuntime& v, ReplicaState& st) {
   if (v.history) {
-    v.history->open(st.uuid, st.durable_seq);
+    v.history->open(st.uuid, st.durable_seq, !st.history_complete);
     roll_back_replica(*v.history, v.config.replica, st.promoted->seq);
     v.history->forget_after(st.promoted->seq);
   }
@@ -184,7 +184,7 @@ nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req) {
   std::optional<RecoveryPoint> point;
   if (id) {
     if (!v.history) return fail("volume " + name + " keeps no history here (history = false): only the latest image");
-    v.history->open(st->uuid, st->durable_seq);
+    v.history->open(st->uuid, st->durable_seq, !st->history_complete);
     std::string why;
     if (!(point = find_point(*v.history, id, why))) return fail(why);
     if (st->promoted && point->seq > st->promoted->seq)
@@ -211,7 +211,7 @@ nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req) {
     std::optional<History::Pin> pin;
     if (v.history) {
       try {
-        v.history->open(st->uuid, st->durable_seq);
+        v.history->open(st->uuid, st->durable_seq, !st->history_complete);
         pin.emplace(*v.history, seq);
       } catch (const std::exception& e) {
         return fail(e.what());  // pruned meanwhile: nothing changed
@@ -241,7 +241,7 @@ nlohmann::json commit_failover(VolumeRuntime& v) {
   if (st->promoted->committed) return fail("the failover of " + name + " is already committed");
   try {
     if (v.history) {
-      v.history->open(st->uuid, st->durable_seq);
+      v.history->open(st->uuid, st->durable_seq, !st->history_complete);
       v.history->clear(st->promoted->seq);  // the volume is written without before-images from now on
     }
     st->promoted->committed = true;
@@ -270,7 +270,7 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
   next.promoted = Promotion{st.durable_seq, now_realtime_ns(), true, true};
   next.save(v.state_path());
   if (v.history) {
-    v.history->open(st.uuid, st.durable_seq);
+    v.history->open(st.uuid, st.durable_seq, !st.history_complete);
     v.history->clear(st.durable_seq);  // the replica is the volume now: written without before-images
   }
   v.set_role(VolumeConfig::Role::Primary);
@@ -289,7 +289,7 @@ static void become_secondary(VolumeRuntime& v, const Superblock& sb, uint64_t ge
   st.resync = resync;
   st.save(v.state_path());
   if (v.history) {
-    v.history->open(st.uuid, 0);
+    v.history->open(st.uuid, 0, true);
     v.history->clear(0);
   }
   v.set_role(VolumeConfig::Role::Secondary);

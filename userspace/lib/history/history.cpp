@@ -9,9 +9,18 @@ namespace hrl {
 History::History(std::string undo_dir, std::string catalog_path, Retention retention)
     : undo_dir_(std::move(undo_dir)), retention_(retention), catalog_(catalog_path) {}
 
-void History::open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq) {
+size_t History::open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq, bool gap) {
   std::lock_guard lock(mu_);
   if (!journal_) journal_.emplace(undo_dir_, uuid, durable_seq, retention_.segment_bytes);
+  catalog_.drop_after(durable_seq);
+  size_t dropped = 0;
+  if (gap) {
+    dropped = catalog_.list().size();
+    restart_locked(durable_seq);
+    catalog_.drop_before(UINT64_MAX);
+  }
+  catalog_.drop_before(journal_->from_seq());
+  return dropped;
 }
 
 UndoJournal& History::journal() {

@@ -29,9 +29,15 @@ class History {
  public:
   History(std::string undo_dir, std::string catalog_path, Retention retention);
 
-  // Opens the volume's journal once its identity is known; a new history
-  // begins at boundary durable_seq. Throws if it is another volume's.
-  void open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq);
+  // Opens the volume's journal once its identity is known (a new history
+  // begins at boundary durable_seq; throws if it is another volume's), and
+  // drops what the replica's state says cannot be rebuilt: the points after
+  // durable_seq (their batch never became durable: it comes again), the
+  // points the journal no longer reaches, and, after a gap (records applied
+  // without before-images: history was off), the whole history before
+  // durable_seq. Returns the points a gap dropped. Called whenever the
+  // replica's state is read anew.
+  size_t open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq, bool gap);
 
   // The session's side: before-images ahead of every batch, points after.
   void capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io = nullptr);

@@ -41,6 +41,7 @@ std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
                                   r.value("started_ns", uint64_t{0})};
     }
     s.adopt_newer_generation = j.value("adopt_newer_generation", false);
+    s.history_complete = j.value("history_complete", false);
     if (j.contains("promoted")) {
       const auto& p = j["promoted"];
       s.promoted = Promotion{p.at("seq"), p.at("at_ns"), p.at("complete"), p.at("committed")};
@@ -62,6 +63,7 @@ void ReplicaState::save(const std::string& path) const {
     j["resync"] = {{"mode", resync->mode},         {"regions", resync->regions}, {"reason", resync->reason},
                    {"take_seq", resync->take_seq}, {"cursor", resync->cursor},   {"started_ns", resync->started_ns}};
   if (adopt_newer_generation) j["adopt_newer_generation"] = true;
+  j["history_complete"] = history_complete;
   if (promoted)
     j["promoted"] = {{"seq", promoted->seq},
                      {"at_ns", promoted->at_ns},

@@ -49,6 +49,11 @@ struct ReplicaState {
   // the promoted side, which has the volume's next generation. The first
   // primary of this volume with a newer generation is taken, then no other.
   bool adopt_newer_generation = false;
+  // The undo journal holds a before-image of every record applied since it
+  // began. False once a session without history applied records (and in a
+  // state written before this was kept): the next session with history
+  // starts it over rather than rebuild images from a history with a gap.
+  bool history_complete = false;
   bool consistent() const { return !resync && durable_seq >= consistent_seq; }
 
   // Empty when the file does not exist (a replica that follows no volume yet).

@@ -807,7 +807,17 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
   const uint64_t seed = hrl_csum_seed(state->uuid.data());
   auto io = make_io_backend(opt.backend, 32);
   History* history = opt.history;
-  if (history) history->open(state->uuid, state->durable_seq);
+  if (history) {
+    // Records applied without before-images since the journal began (a
+    // session with history off) leave a gap no image can be rebuilt across.
+    if (size_t dropped = history->open(state->uuid, state->durable_seq, !state->history_complete); dropped && opt.log)
+      opt.log("the replica took records without keeping history up to seq " + std::to_string(state->durable_seq) +
+              ": history starts over there, and the " + std::to_string(dropped) + " points before it are dropped");
+  }
+  if (state->history_complete != (history != nullptr)) {  // durable before any record is applied
+    state->history_complete = history != nullptr;
+    state->save(opt.state_path);
+  }
   auto last_point = std::chrono::steady_clock::now(), last_prune = last_point;
   uint64_t last_point_seq = state->durable_seq;
   // A crash-consistent point every point_interval, when the replica is
@@ -901,8 +911,11 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     applier.finish();  // applied and fdatasync'ed
     state->durable_seq = records.back().header.seq;
     state->durable_csum = header_checksum(records.back().header, seed);
-    state->save(opt.state_path);  // durable before it is acknowledged
-    if (history && state->consistent())  // a MARK names the image after it
+    // A MARK names the image after it. Its point is in the catalog before the
+    // state says the batch is durable: a crash between the two leaves the
+    // point after durable_seq, which the next session drops and the batch,
+    // arriving again, adds; never a durable MARK with no point.
+    if (history && state->consistent())
       for (const auto& rec : batch)
         if (rec.header.type == HRL_REC_MARK) {
           std::string name(reinterpret_cast<const char*>(rec.payload.data()), rec.payload.size());
@@ -911,6 +924,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
           history->add_point(rec.header.seq, app ? PointKind::App : PointKind::Named,
                              app ? name.substr(std::string(kAppPointPrefix).size()) : name);
         }
+    state->save(opt.state_path);  // durable before it is acknowledged
     peer.send(FrameType::Durable, proto::encode(proto::Durable{state->durable_seq}));
     stats.durable_seq = state->durable_seq;
     stats.inconsistent = !state->consistent();
