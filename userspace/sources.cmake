@@ -1,5 +1,6 @@
 # The library's sources, shared by the normal build and the fuzz build.
 set(HRL_LIB_SOURCES
+  ${CMAKE_CURRENT_LIST_DIR}/lib/io/env.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/file.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/io_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/uring_backend.cpp

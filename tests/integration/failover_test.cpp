@@ -88,6 +88,15 @@ class Failover : public ::testing::Test {
   json volume(const std::string& sock) {
     return json::parse(run_hrlctl("status --json " + sock))["volumes"][0];
   }
+  // Waits until hrld answers on its control socket (it starts in the background).
+  void wait_up(const std::string& sock) {
+    int st = 1;
+    for (int i = 0; i < 200 && st != 0; i++) {
+      run_hrlctl("status " + sock, &st);
+      if (st != 0) std::this_thread::sleep_for(50ms);
+    }
+    ASSERT_EQ(st, 0) << "hrld did not answer on " << sock;
+  }
   // hrlctl is refused with a message containing `why`.
   void expect_refused(const std::string& args, const std::string& why) {
     int st = 0;
@@ -195,6 +204,7 @@ TEST_F(Failover, AResyncingReplicaIsRefused) {
   s.resync = ResyncCheckpoint{1, 1, HRL_REASON_RING_OVERFLOW, 1, 3, 0};
   s.save(state);
   Daemon secondary(conf.secondary, dir.file("secondary.log"), "io_uring");
+  wait_up(bsock);
   const uint64_t before = test::file_checksum(replica);
   expect_refused("failover db0 " + bsock, "is resyncing");
   expect_refused("failover db0 --test " + bsock, "is resyncing");

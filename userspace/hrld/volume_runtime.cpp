@@ -37,7 +37,7 @@ void VolumeRuntime::set_role(Role r) {
     f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
     f.datasync();
   }
-  if (::rename(tmp.c_str(), role_path().c_str()) < 0) throw_errno(errno, "rename " + tmp);
+  rename_file(tmp, role_path());
   sync_directory(config.state_dir);
   role_ = r;
 }

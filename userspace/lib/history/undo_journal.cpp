@@ -13,6 +13,7 @@
 
 #include <hrl/log_format.h>
 
+#include "io/env.h"
 #include "log/superblock.h"
 
 namespace hrl {
@@ -104,7 +105,7 @@ void UndoJournal::load_segment(const std::string& path, bool newest) {
   }
   if (size < kHeaderBytes || le64toh(sh.magic) != kFileMagic || XXH64(&sh, 40, 0) != le64toh(sh.csum)) {
     if (newest && size <= kHeaderBytes) {  // begun, not finished, when the daemon died: it held nothing
-      fs::remove(path);
+      remove_file(path);
       return;
     }
     throw std::runtime_error(path + ": not an hrl undo journal segment");
@@ -149,7 +150,7 @@ void UndoJournal::load_segment(const std::string& path, bool newest) {
   entries_.resize(whole_entries);  // the pieces of a record a crash cut short
   if (whole < size) {
     if (!newest) throw std::runtime_error(path + ": a damaged entry at offset " + std::to_string(whole));
-    if (::ftruncate(file->fd(), static_cast<off_t>(whole)) < 0) throw_errno(errno, "truncate " + path);
+    truncate_file(*file, whole);
   }
   off = whole;
   seg.end = off;
@@ -196,7 +197,7 @@ std::vector<UndoJournal::SegmentInfo> UndoJournal::segments() const {
 
 void UndoJournal::drop_oldest_segment() {
   if (segments_.size() < 2) return;
-  fs::remove(segments_.front().file->path());
+  remove_file(segments_.front().file->path());
   sync_directory(dir_);
   while (!entries_.empty() && entries_.front().segment == dropped_) entries_.pop_front();
   segments_.pop_front();
@@ -415,8 +416,7 @@ void UndoJournal::reset(uint64_t start_seq) {
   fs::remove_all(fresh);
   fs::create_directories(fresh);
   Segment seg = write_segment(fresh, start_seq);
-  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, dir_.c_str(), RENAME_EXCHANGE) < 0)
-    throw_errno(errno, "swap " + fresh + " with " + dir_);
+  if (env().rename(fresh, dir_, RENAME_EXCHANGE) < 0) throw_errno(errno, "swap " + fresh + " with " + dir_);
   // The same file, under its name in the live directory.
   seg.file = std::make_shared<File>(File::open(dir_ + "/" + segment_name(start_seq), O_RDWR));
   segments_.clear();

@@ -1,5 +1,7 @@
 #include "io/file.h"
 
+#include "io/env.h"
+
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -17,13 +19,14 @@ void throw_errno(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
 }
 
-File::File(File&& other) noexcept : fd_(other.fd_), path_(std::move(other.path_)) { other.fd_ = -1; }
+File::File(File&& other) noexcept : fd_(other.fd_), path_(std::move(other.path_)), env_(other.env_) { other.fd_ = -1; }
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
     close();
     fd_ = other.fd_;
     path_ = std::move(other.path_);
+    env_ = other.env_;
     other.fd_ = -1;
   }
   return *this;
@@ -32,21 +35,23 @@ File& File::operator=(File&& other) noexcept {
 File::~File() { close(); }
 
 void File::close() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) env_->close(fd_);
   fd_ = -1;
 }
 
 File File::open(const std::string& path, int flags, mode_t mode) {
-  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  Env& e = env();
+  int fd = e.open(path, flags | O_CLOEXEC, mode);
   if (fd < 0) throw_errno(errno, "open " + path);
-  return File(fd, path);
+  return File(fd, path, e);
 }
 
 File File::open_direct(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags | O_DIRECT | O_CLOEXEC);
-  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  Env& e = env();
+  int fd = e.open(path, flags | O_DIRECT | O_CLOEXEC, 0);
+  if (fd < 0 && errno == EINVAL) fd = e.open(path, flags | O_CLOEXEC, 0);
   if (fd < 0) throw_errno(errno, "open " + path);
-  return File(fd, path);
+  return File(fd, path, e);
 }
 
 bool File::direct() const { return (fcntl(fd_, F_GETFL) & O_DIRECT) != 0; }
@@ -78,7 +83,7 @@ bool File::is_block_device() const {
 void File::read_at(std::span<std::byte> buf, uint64_t offset) const {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n = env_->pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw_errno(errno, "read " + path_ + " at " + std::to_string(offset + done));
     if (n == 0) throw_errno(EIO, "read " + path_ + ": end of file at " + std::to_string(offset + done));
@@ -89,7 +94,7 @@ void File::read_at(std::span<std::byte> buf, uint64_t offset) const {
 void File::write_at(std::span<const std::byte> buf, uint64_t offset) const {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n = env_->pwrite(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw_errno(errno, "write " + path_ + " at " + std::to_string(offset + done));
     done += static_cast<size_t>(n);
@@ -97,11 +102,11 @@ void File::write_at(std::span<const std::byte> buf, uint64_t offset) const {
 }
 
 void File::datasync() const {
-  if (::fdatasync(fd_) < 0) throw_errno(errno, "fdatasync " + path_);
+  if (env_->fdatasync(fd_) < 0) throw_errno(errno, "fdatasync " + path_);
 }
 
 void File::zero_range(uint64_t offset, uint64_t len) const {
-  if (fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0)
+  if (env_->fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset), static_cast<off_t>(len)) == 0)
     return;
   int err = errno;
   if ((err == EOPNOTSUPP || err == EINVAL) && is_block_device()) {
@@ -122,7 +127,20 @@ AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
 
 void sync_directory(const std::string& dir) {
   File d = File::open(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
-  if (::fsync(d.fd()) < 0) throw_errno(errno, "fsync " + d.path());
+  if (d.env_->fsync(d.fd()) < 0) throw_errno(errno, "fsync " + d.path());
+}
+
+void rename_file(const std::string& from, const std::string& to) {
+  if (env().rename(from, to, 0) < 0) throw_errno(errno, "rename " + from + " to " + to);
+}
+
+void truncate_file(const File& f, uint64_t length) {
+  if (f.env_->ftruncate(f.fd(), static_cast<off_t>(length)) < 0)
+    throw_errno(errno, "truncate " + f.path() + " to " + std::to_string(length));
+}
+
+void remove_file(const std::string& path) {
+  if (env().unlink(path) < 0 && errno != ENOENT) throw_errno(errno, "remove " + path);
 }
 
 }  // namespace hrl

@@ -1,5 +1,5 @@
 // RAII owners for file descriptors and aligned memory, and the synchronous
-// positional I/O that everything else builds on.
+// positional I/O that everything else builds on, through the Env (env.h).
 #pragma once
 
 #include <fcntl.h>  // the O_* flags File::open takes
@@ -16,10 +16,12 @@ namespace hrl {
 // Throws std::system_error naming the operation and the file.
 [[noreturn]] void throw_errno(int err, const std::string& what);
 
+class Env;
+
 class File {
  public:
   File() = default;
-  File(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  File(int fd, std::string path, Env& env) : fd_(fd), path_(std::move(path)), env_(&env) {}
   File(File&& other) noexcept;
   File& operator=(File&& other) noexcept;
   File(const File&) = delete;
@@ -53,9 +55,19 @@ class File {
   void close();
 
  private:
+  friend void truncate_file(const File& f, uint64_t length);
+  friend void sync_directory(const std::string& dir);
   int fd_ = -1;
   std::string path_;
+  Env* env_ = nullptr;  // the Env it was opened through
 };
+
+// rename(2) through the Env: `from` replaces `to`.
+void rename_file(const std::string& from, const std::string& to);
+// Truncates (or extends) the open file to `length`.
+void truncate_file(const File& f, uint64_t length);
+// unlink(2) through the Env; a file already gone is not an error.
+void remove_file(const std::string& path);
 
 // fsync(2) of a directory: a file created, renamed or unlinked in it stays so.
 void sync_directory(const std::string& dir);

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "io/env.h"
 #include "io/file.h"
 
 namespace hrl {
@@ -39,7 +40,7 @@ std::string while_frozen(const std::string& mountpoint, std::chrono::millisecond
   File dir = File::open(mountpoint, O_RDONLY | O_DIRECTORY);
   auto job = std::make_shared<FreezeJob>();
   std::thread([job, fd = ::dup(dir.fd()), mountpoint, fn = std::move(fn)] {
-    File owned(fd, mountpoint);
+    File owned(fd, mountpoint, env());
     std::string result, error;
     if (::ioctl(owned.fd(), FIFREEZE, 0) < 0) {
       error = "freeze " + mountpoint + ": " + std::system_category().message(errno);

@@ -76,7 +76,7 @@ void ReplicaState::save(const std::string& path) const {
     f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
     f.datasync();
   }
-  if (::rename(tmp.c_str(), path.c_str()) < 0) throw_errno(errno, "rename " + tmp);
+  rename_file(tmp, path);
   sync_directory(std::filesystem::path(path).parent_path().string());
 }
 

@@ -387,9 +387,12 @@ class SecondaryPassRunner {
 
   void run(const std::atomic<bool>& stop);
   // Checkpoints the progress so far, if a pass is recorded; never throws.
+  // Not after a failed sync: the blocks it covered may be lost, and a sync
+  // retried now would succeed without them. The last checkpoint stands, and
+  // the pass resumes there, copying them again.
   void keep_progress() noexcept {
     try {
-      if (begin_.mode != ResyncMode::Verify && state_.resync) checkpoint(state_.resync->cursor);
+      if (begin_.mode != ResyncMode::Verify && state_.resync && !sync_failed_) checkpoint(state_.resync->cursor);
     } catch (const std::exception&) {  // the last saved checkpoint stands
     }
   }
@@ -404,6 +407,7 @@ class SecondaryPassRunner {
   void on_hashes(const proto::ResyncHashes& m);
   void on_data(const proto::ResyncData& m);
   void checkpoint(uint64_t cursor);
+  void sync_replica();
 
   TlsStream& peer_;
   const proto::ResyncBegin& begin_;
@@ -415,6 +419,7 @@ class SecondaryPassRunner {
   std::optional<ChunkReader> reader_;
   std::map<uint64_t, SecondaryBatch> batches_;
   std::chrono::steady_clock::time_point last_checkpoint_ = std::chrono::steady_clock::now();
+  bool sync_failed_ = false;  // an fdatasync of the replica failed: nothing written since the last checkpoint counts
 };
 
 // Sends the roots of the oldest batch not yet answered once its chunks are hashed.
@@ -481,9 +486,21 @@ void SecondaryPassRunner::on_data(const proto::ResyncData& m) {
   }
 }
 
+// fsync errors are final: once one failed, no later success covers the
+// blocks it lost, so this pass syncs no more.
+void SecondaryPassRunner::sync_replica() {
+  if (sync_failed_) throw std::runtime_error("an earlier fdatasync of " + writer_.path() + " failed in this pass");
+  try {
+    writer_.datasync();
+  } catch (...) {
+    sync_failed_ = true;
+    throw;
+  }
+}
+
 // The blocks written so far are durable, then the cursor says so.
 void SecondaryPassRunner::checkpoint(uint64_t cursor) {
-  writer_.datasync();
+  sync_replica();
   state_.resync->cursor = cursor;
   state_.save(state_path_);
   last_checkpoint_ = std::chrono::steady_clock::now();
@@ -520,7 +537,7 @@ void SecondaryPassRunner::run(const std::atomic<bool>& stop) {
       case FrameType::ResyncEnd: {
         auto m = proto::decode_resync_end(f.payload);
         if (!batches_.empty()) throw proto::ProtocolError("RESYNC_END with batches in flight");
-        writer_.datasync();
+        sync_replica();
         if (begin_.mode != ResyncMode::Verify) {
           state_.resync.reset();
           state_.consistent_seq = std::max(m.consistent_seq, state_.durable_seq);
