@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
         batch.push_back(LogRecord{hd, 0, payloads.back()});
         bytes += len;
       }
-      h.capture(r, batch);  // durable before the replica changes
+      h.capture(r, batch, batch.front().header.seq - 1);  // durable before the replica changes
       for (const auto& rec : batch) r.write_at(rec.payload, rec.header.sector * 512);
       r.datasync();
       written += bytes;

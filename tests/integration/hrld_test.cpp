@@ -3,6 +3,7 @@
 // either daemon at random instants loses nothing the log had acknowledged;
 // a replica of another volume makes the volume critical and is not touched.
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,9 +18,11 @@
 #include <nlohmann/json.hpp>
 #include <cstring>
 #include <fstream>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -37,6 +40,7 @@ using namespace std::chrono_literals;
 using test::Daemon;
 using test::run_hrlctl;
 using test::slurp;
+using json = nlohmann::json;
 
 // A plain HTTP GET on loopback, the way Prometheus scrapes.
 std::string http_get(uint16_t port, const std::string& path) {
@@ -568,6 +572,117 @@ TEST_P(Hrld, ASecondaryThatHangsUpAfterTheHandshakeIsRetriedOnTheSchedule) {
       << "the schedule did not start over after the replica became durable: " << plog.substr(line, 60);
 }
 
+// A secondary whose state directory is a 24 MiB file system (a tmpfs the
+// test mounts), with history on, takes many times that: history never stops
+// replication. Phase one: the oldest segments go, with the points they
+// stood for, each drop logged and counted. Phase two: the file system is
+// filled by another file; even dropping every segment cannot keep the
+// reserve, so history is suspended (a warning, all points dropped) and
+// replication goes on. Phase three: the room comes back and so does history.
+class HrldSmallStateDir : public Hrld {
+ protected:
+  std::string small = dir.file("small");
+  bool mounted = false;
+
+  void SetUp() override {
+    Hrld::SetUp();
+    ASSERT_EQ(geteuid(), 0u) << "mounting a tmpfs needs root: run make check as root";
+    std::filesystem::create_directory(small);
+    ASSERT_EQ(::mount("hrl-test", small.c_str(), "tmpfs", 0, "size=24m"), 0) << strerror(errno);
+    mounted = true;
+    std::string text = slurp(secondary_conf);
+    const std::string from = "state_dir = \"" + dir.path() + "\"";
+    ASSERT_NE(text.find(from), std::string::npos);
+    text.replace(text.find(from), from.size(), "state_dir = \"" + small + "\"");
+    std::ofstream(secondary_conf) << text << "history_segment = \"1M\"\nhistory_reserve = \"4M\"\npoint_interval = 0.2\n";
+    state = small + "/db0.state";
+  }
+  void TearDown() override {
+    if (mounted) ::umount2(small.c_str(), MNT_DETACH);
+  }
+  json history_status() {
+    int st = 0;
+    std::string out = run_hrlctl("status --json --socket " + dir.file("site-b.sock"), &st);
+    if (st != 0) return json{};
+    return json::parse(out)["volumes"][0];
+  }
+  std::set<std::string> named_points() {
+    std::set<std::string> names;
+    int st = 0;
+    std::string out = run_hrlctl("points db0 --json --socket " + dir.file("site-b.sock"), &st);
+    if (st == 0)
+      for (const auto& p : json::parse(out))
+        if (p["kind"] != "crash-consistent") names.insert(p["name"]);
+    return names;
+  }
+  // About `mib` MiB of writes, then a named point.
+  uint64_t write_then_mark(std::mt19937_64& rng, unsigned mib, const std::string& name) {
+    LogWriter w(log, data);
+    write_some(w, rng, mib * 16);  // 128 KiB at most a write: about 64 KiB each
+    uint64_t seq = w.mark(name);
+    w.close();
+    return seq;
+  }
+};
+
+TEST_P(HrldSmallStateDir, HistoryGivesWayAndNeverStopsReplication) {
+  Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
+  Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
+  std::mt19937_64 rng(61);
+  uint64_t last = 0;
+  for (int round = 0; round < 8; round++) last = write_then_mark(rng, 24, "round-" + std::to_string(round));
+  wait_for(last, 120s);
+  json v = history_status();
+  printf("after about 190 MiB through a 24 MiB state directory: history %s\n", v["history"].dump().c_str());
+  EXPECT_GT(v["history"]["dropped_for_space"]["segments"], 0) << v.dump();
+  EXPECT_FALSE(v["history"]["suspended"]) << v.dump();
+  EXPECT_LT(v["history"]["bytes"], 20u << 20);
+  EXPECT_NE(slurp(dir.file("secondary.log")).find("the oldest segment goes"), std::string::npos);
+  EXPECT_EQ(named_points().count("round-7"), 1u) << "the newest point went for space";
+  EXPECT_EQ(named_points().count("round-0"), 0u) << "the oldest point outlived the history it needed";
+  check_chain();
+
+  // Another file takes the room, and again whatever history gives back,
+  // until history cannot keep the reserve at all.
+  const std::string ballast = small + "/ballast";
+  auto fill = [&] {
+    File b = File::open(ballast, O_WRONLY | O_CREAT);
+    std::vector<std::byte> mib(1 << 20, std::byte{1});
+    uint64_t off = b.size();
+    try {
+      for (;; off += mib.size()) b.write_at(mib, off);
+    } catch (const std::system_error&) {  // full
+    }
+    ASSERT_EQ(::ftruncate(b.fd(), static_cast<off_t>(off > (3 << 20) ? off - (3 << 20) : 0)), 0);  // the state file's room
+  };
+  for (int i = 0; i < 30 && !v["history"]["suspended"].get<bool>(); i++) {
+    fill();
+    last = write_then_mark(rng, 1, "while-full-" + std::to_string(i));
+    wait_for(last, 60s);
+    v = history_status();
+  }
+  EXPECT_TRUE(v["history"]["suspended"]) << v.dump();
+  EXPECT_NE(v.value("warning", "").find("history is suspended"), std::string::npos) << v.dump();
+  { auto listed = named_points(); EXPECT_TRUE(listed.empty()) << "points listed while history has a gap: " << *listed.begin(); }
+  EXPECT_NE(slurp(dir.file("secondary.log")).find("history suspended"), std::string::npos);
+  last = write_then_mark(rng, 1, "still-full");
+  wait_for(last, 60s);  // replication goes on
+
+  // The room comes back: so does history, from the next batch on.
+  std::filesystem::remove(ballast);
+  last = write_then_mark(rng, 2, "after");
+  wait_for(last, 60s);
+  v = history_status();
+  EXPECT_FALSE(v["history"]["suspended"]) << v.dump();
+  auto names = named_points();
+  EXPECT_EQ(names.count("after"), 1u) << "history did not start again";
+  for (const std::string& n : names) EXPECT_EQ(n.rfind("while-full", 0), std::string::npos) << n << " outlived the gap";
+  EXPECT_EQ(secondary.stop(SIGTERM), 0);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
+  EXPECT_EQ(test::compare_files(data, replica), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, HrldSmallStateDir, ::testing::Values("io_uring"), [](const auto& info) { return info.param; });
 INSTANTIATE_TEST_SUITE_P(Backends, HrldCutLink, ::testing::Values("io_uring"), [](const auto& info) { return info.param; });
 
 INSTANTIATE_TEST_SUITE_P(Backends, Hrld, ::testing::Values("io_uring", "libaio"),

@@ -93,7 +93,7 @@ class Undo : public ::testing::Test {
   }
   void replicate(const std::string& replica, History& h, std::mt19937_64& rng, size_t from = 0, size_t to = SIZE_MAX,
                  const std::function<void(uint64_t)>& after_batch = {}) {
-    replicate(replica, [&](const File& f, std::span<const LogRecord> b) { h.capture(f, b); }, rng, from, to, after_batch);
+    replicate(replica, [&](const File& f, std::span<const LogRecord> b) { h.capture(f, b, b.front().header.seq - 1); }, rng, from, to, after_batch);
   }
 
   // The checksum of an image of `replica` (holding every record) rebuilt at seq.

@@ -81,6 +81,19 @@ TEST_F(HrldConfig, BothRolesAndRetention) {
   EXPECT_EQ(v.retention_hours, 0);
   write("data = \"/dev/sdb\"\nretention_size = \"lots\"\n");
   EXPECT_NE(error().find("retention_size 'lots' is not a number"), std::string::npos) << error();
+  // History leaves 10% of its file system free unless told otherwise.
+  write("data = \"/dev/sdb\"\n");
+  v = load_config(path).volumes[0];
+  EXPECT_DOUBLE_EQ(v.history_reserve_fraction, 0.10);
+  EXPECT_EQ(v.history_reserve_bytes, 0u);
+  write("data = \"/dev/sdb\"\nhistory_reserve = \"25%\"\n");
+  EXPECT_DOUBLE_EQ(load_config(path).volumes[0].history_reserve_fraction, 0.25);
+  write("data = \"/dev/sdb\"\nhistory_reserve = \"20G\"\n");
+  v = load_config(path).volumes[0];
+  EXPECT_EQ(v.history_reserve_bytes, 20ull << 30);
+  EXPECT_EQ(v.history_reserve_fraction, 0);
+  write("data = \"/dev/sdb\"\nhistory_reserve = \"95%\"\n");
+  EXPECT_NE(error().find("history_reserve '95%' is not a percentage from 0% to 90%"), std::string::npos) << error();
 }
 
 }  // namespace

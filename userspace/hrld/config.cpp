@@ -128,6 +128,19 @@ Config load_config(const std::string& path) {
     if ((*t)["history_segment"])
       v.history_segment = parse_size(toml::node_view<const toml::node>((*t)["history_segment"].node()), where, "history_segment");
     if (v.history_segment < (1 << 20)) throw std::runtime_error(where + ": history_segment is at least 1M");
+    if (auto r = (*t)["history_reserve"].value<std::string>(); r && !r->empty() && r->back() == '%') {
+      double pct = -1;
+      try {
+        pct = std::stod(r->substr(0, r->size() - 1));
+      } catch (const std::exception&) {  // the message below says so
+      }
+      if (pct < 0 || pct > 90) throw std::runtime_error(where + ": history_reserve '" + *r + "' is not a percentage from 0% to 90%");
+      v.history_reserve_fraction = pct / 100;
+    } else if ((*t)["history_reserve"]) {
+      v.history_reserve_bytes =
+          parse_size(toml::node_view<const toml::node>((*t)["history_reserve"].node()), where, "history_reserve");
+      v.history_reserve_fraction = 0;
+    }
     if (v.retention_bytes && v.retention_bytes < 4 * v.history_segment)
       throw std::runtime_error(where + ": retention_size must hold at least 4 history segments (history_segment is " +
                                std::to_string(v.history_segment >> 20) + "M)");

@@ -35,6 +35,10 @@ struct VolumeConfig {
   double retention_hours = 24;  // points older than this go, with the history only they needed
   uint64_t retention_bytes = 0; // the undo journal's size limit, 0 = none
   uint64_t history_segment = 64ull << 20;  // history is dropped a segment (file) at a time
+  // The free space history leaves on state_dir's file system ("10%" of it,
+  // or a size): the oldest history goes first, then history is suspended.
+  uint64_t history_reserve_bytes = 0;
+  double history_reserve_fraction = 0.10;
 };
 
 struct Config {

@@ -234,6 +234,7 @@ void run_secondary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   Listener listener(v.listen);
   log_line(v.name, "listening on " + v.listen);
   rt.set_state("listening");
+  if (rt.history) rt.history->set_log([&v](const std::string& line) { log_line(v.name, line); });
   SecondaryOptions opt{v.replica, rt.state_path(), rt.history.get(), v.point_interval, c.node, backend,
                        [&rt](const ReplicaState& st, uint64_t generation) { become_primary(rt, st, generation, true); },
                        [&v](const std::string& line) { log_line(v.name, line); }};

@@ -22,9 +22,11 @@ VolumeRuntime::VolumeRuntime(const VolumeConfig& cfg) : config(cfg), role_(cfg.r
       role_ = saved == "primary" ? Role::Primary : Role::Secondary;
     }
   }
-  if (!cfg.state_dir.empty() && cfg.history)
+  if (!cfg.state_dir.empty() && cfg.history) {
     history = std::make_unique<History>(cfg.state_dir + "/" + cfg.name + ".undo", cfg.state_dir + "/" + cfg.name + ".points",
-                                        Retention{cfg.retention_hours * 3600, cfg.retention_bytes, cfg.history_segment});
+                                        Retention{cfg.retention_hours * 3600, cfg.retention_bytes, cfg.history_segment,
+                                                  cfg.history_reserve_bytes, cfg.history_reserve_fraction});
+  }
 }
 
 void VolumeRuntime::set_role(Role r) {
@@ -149,7 +151,15 @@ nlohmann::json VolumeRuntime::status() const {
     }
     out["test_failover"] = test_failover_status(*this);
     if (history) {
-      out["history"] = {{"oldest_seq", history->oldest_boundary()}, {"bytes", history->size_bytes()}};
+      const HistorySpace space = history->space();
+      out["history"] = {{"oldest_seq", history->oldest_boundary()},
+                        {"bytes", history->size_bytes()},
+                        {"suspended", space.suspended},
+                        {"suspensions", space.suspensions},
+                        {"dropped_for_space", {{"segments", space.dropped_segments}, {"points", space.dropped_points}}}};
+      if (space.suspended)
+        out["warning"] = "history is suspended: its file system has no room (replication goes on; points resume when "
+                         "there is room)";
     }
   }
   return out;

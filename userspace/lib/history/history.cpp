@@ -1,10 +1,19 @@
 #include "history/history.h"
 
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <stdexcept>
+#include <system_error>
 
 #include "log/superblock.h"
 
 namespace hrl {
+
+namespace {
+bool no_space(const std::exception& e);
+}  // namespace
 
 History::History(std::string undo_dir, std::string catalog_path, Retention retention)
     : undo_dir_(std::move(undo_dir)), retention_(retention), catalog_(catalog_path) {}
@@ -16,8 +25,13 @@ size_t History::open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq, 
   size_t dropped = 0;
   if (gap) {
     dropped = catalog_.list().size();
-    restart_locked(durable_seq);
     catalog_.drop_before(UINT64_MAX);
+    try {
+      restart_locked(durable_seq);
+    } catch (const std::exception& e) {
+      if (!no_space(e)) throw;
+      suspend(durable_seq, e.what());
+    }
   }
   catalog_.drop_before(journal_->from_seq());
   return dropped;
@@ -28,9 +42,112 @@ UndoJournal& History::journal() {
   return *journal_;
 }
 
-void History::capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io) {
+namespace {
+
+// What the before-images of the batch's WRITE records take, at most; a
+// DISCARD's are mostly zeros, stored as nothing (a full disk while they are
+// written is handled as it happens).
+uint64_t write_bytes(std::span<const LogRecord> batch) {
+  uint64_t n = 0;
+  for (const LogRecord& r : batch) {
+    n += 512;
+    if (r.header.type == HRL_REC_WRITE) n += uint64_t{r.header.nr_sectors} * 512;
+  }
+  return n;
+}
+
+bool no_space(const std::exception& e) {
+  auto* se = dynamic_cast<const std::system_error*>(&e);
+  return se && (se->code().value() == ENOSPC || se->code().value() == EDQUOT);
+}
+
+}  // namespace
+
+uint64_t History::free_bytes() const {
+  struct statvfs fs;
+  if (::statvfs(undo_dir_.c_str(), &fs) < 0) throw_errno(errno, "statvfs " + undo_dir_);
+  return uint64_t{fs.f_bavail} * fs.f_frsize;
+}
+
+uint64_t History::reserve() const {
+  struct statvfs fs;
+  if (::statvfs(undo_dir_.c_str(), &fs) < 0) throw_errno(errno, "statvfs " + undo_dir_);
+  const auto fraction = static_cast<uint64_t>(retention_.reserve_fraction * static_cast<double>(fs.f_blocks * fs.f_frsize));
+  return std::max(retention_.reserve_bytes, fraction);
+}
+
+void History::say(const std::string& line) const {
+  if (log_) log_(line);
+}
+
+void History::set_log(std::function<void(const std::string&)> log) {
   std::lock_guard lock(mu_);
-  journal().capture(replica, batch, io);
+  log_ = std::move(log);
+}
+
+HistorySpace History::space() const {
+  std::lock_guard lock(mu_);
+  return space_;
+}
+
+bool History::drop_for_space() {
+  auto segs = journal_->segments();
+  if (segs.size() < 2 || (!pins_.empty() && segs[1].from_seq > *pins_.begin())) return false;
+  const size_t before = catalog_.list().size();
+  journal_->drop_oldest_segment();
+  catalog_.drop_before(journal_->from_seq());
+  const size_t points = before - catalog_.list().size();
+  space_.dropped_segments++;
+  space_.dropped_points += points;
+  say("history: its file system keeps less than " + std::to_string(reserve() >> 20) +
+      " MiB free: the oldest segment goes (history now begins at seq " + std::to_string(journal_->from_seq()) + ", " +
+      std::to_string(points) + " points dropped)");
+  return true;
+}
+
+void History::suspend(uint64_t boundary, const std::string& why) {
+  const size_t points = catalog_.list().size();
+  catalog_.drop_before(UINT64_MAX);
+  try {
+    restart_locked(boundary);  // frees what the journal held
+  } catch (const std::exception&) {  // no room even for that: the old journal stays, unused
+    epoch_++;
+  }
+  space_.suspended = true;
+  space_.suspensions++;
+  space_.dropped_points += points;
+  say("history suspended: " + why + "; replication goes on without before-images (" + std::to_string(points) +
+      " points dropped); it starts again once there is room");
+}
+
+bool History::capture(const File& replica, std::span<const LogRecord> batch, uint64_t boundary, IoBackend* io) {
+  std::lock_guard lock(mu_);
+  UndoJournal& j = journal();
+  const uint64_t needed = write_bytes(batch);
+  if (space_.suspended) {  // back once the reserve, the batch and a segment fit
+    if (free_bytes() < reserve() + needed + retention_.segment_bytes) return false;
+    restart_locked(boundary);
+    catalog_.drop_before(UINT64_MAX);
+    space_.suspended = false;
+    say("history starts again at seq " + std::to_string(boundary) + ": its file system has room");
+  }
+  while (free_bytes() < reserve() + needed)
+    if (!drop_for_space()) {
+      suspend(boundary, "its file system keeps less than " + std::to_string(reserve() >> 20) + " MiB free");
+      return false;
+    }
+  for (;;) {
+    try {
+      j.capture(replica, batch, io);
+      return true;
+    } catch (const std::exception& e) {
+      if (!no_space(e)) throw;
+      if (!drop_for_space()) {
+        suspend(boundary, e.what());
+        return false;
+      }
+    }
+  }
 }
 
 void History::add_point(uint64_t seq, PointKind kind, const std::string& name) {
@@ -75,7 +192,8 @@ void History::prune(uint64_t now_ns) {
     if (segs.size() < 2) break;
     const auto& next = segs[1];  // dropping the oldest makes its from_seq the oldest boundary
     if (next.from_seq > oldest_pin) break;
-    bool over_size = retention_.max_bytes && journal_->size_bytes() > retention_.max_bytes;
+    bool over_size = (retention_.max_bytes && journal_->size_bytes() > retention_.max_bytes) ||
+                     free_bytes() < reserve();
     bool outside_window = age_ns && next.created_ns + age_ns <= now_ns && next.from_seq <= oldest_point;
     if (!over_size && !outside_window) break;
     journal_->drop_oldest_segment();
@@ -121,7 +239,8 @@ History::Pin::~Pin() {
 std::vector<UndoJournal::Undo> History::Pin::plan() const {
   std::lock_guard lock(h_.mu_);
   if (h_.epoch_ != epoch_)
-    throw std::runtime_error("a resync changed the replica while the image was being built; the history it needed is gone");
+    throw std::runtime_error(
+        "the history the image needed is gone (a resync, or a file system without room, started it over while it was built)");
   return h_.journal().plan_back_to(seq_);
 }
 

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -23,6 +24,17 @@ struct Retention {
   double max_age_seconds = 24 * 3600.0;  // points older than this go, and the history only they needed
   uint64_t max_bytes = 0;                // the journal's size limit; 0: none
   uint64_t segment_bytes = 64ull << 20;  // history is dropped a segment at a time
+  // The free space history leaves on its file system: the larger of the
+  // two. History gives way, oldest segments first, before it takes this.
+  uint64_t reserve_bytes = 0;
+  double reserve_fraction = 0;
+};
+
+// What history gave up for space, for the operator (hrlctl status).
+struct HistorySpace {
+  uint64_t dropped_segments = 0, dropped_points = 0;
+  uint64_t suspensions = 0;
+  bool suspended = false;
 };
 
 class History {
@@ -40,7 +52,17 @@ class History {
   size_t open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq, bool gap);
 
   // The session's side: before-images ahead of every batch, points after.
-  void capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io = nullptr);
+  // History never stops replication: when its file system would keep less
+  // than the reserve free, the oldest segments go, with the points that
+  // needed them. When even that cannot make room, history is suspended
+  // (every point dropped, the journal emptied) and capture returns false:
+  // the batch is applied without before-images, and the caller records the
+  // gap before it is. Once there is room again, history starts over at
+  // `boundary` (the record before the batch) and capture returns true.
+  bool capture(const File& replica, std::span<const LogRecord> batch, uint64_t boundary, IoBackend* io = nullptr);
+  // Routes the lines history logs (drops for space, suspension) to the operator.
+  void set_log(std::function<void(const std::string&)> log);
+  HistorySpace space() const;
   void add_point(uint64_t seq, PointKind kind, const std::string& name);
   // The replica changed without before-images (a resync): nothing before
   // start_seq can be rebuilt.
@@ -81,6 +103,12 @@ class History {
  private:
   UndoJournal& journal();  // throws before open()
   void restart_locked(uint64_t start_seq);
+  uint64_t free_bytes() const;  // on the journal's file system
+  uint64_t reserve() const;
+  // Drops the oldest segment for space if one may go; false if none can.
+  bool drop_for_space();
+  void suspend(uint64_t boundary, const std::string& why);
+  void say(const std::string& line) const;
   const std::string undo_dir_;
   const Retention retention_;
   mutable std::mutex mu_;  // guards everything below; the session and the operator call in from their threads
@@ -88,6 +116,8 @@ class History {
   std::optional<UndoJournal> journal_;
   std::multiset<uint64_t> pins_;
   uint64_t epoch_ = 0;  // restarts so far
+  HistorySpace space_;
+  std::function<void(const std::string&)> log_;
 };
 
 }  // namespace hrl

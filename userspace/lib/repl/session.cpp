@@ -829,7 +829,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
       history->prune(now_realtime_ns());
       last_prune = now;
     }
-    if (!state->consistent() || state->durable_seq == last_point_seq ||
+    if (!state->consistent() || !state->history_complete || state->durable_seq == last_point_seq ||
         now - last_point < std::chrono::duration<double>(opt.point_interval))
       return;
     history->add_point(state->durable_seq, PointKind::Crash, "");
@@ -905,7 +905,18 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     }
     std::vector<LogRecord> batch;
     for (const auto& br : records) batch.push_back(LogRecord{br.header, 0, br.payload});
-    if (history) history->capture(replica, batch, io.get());  // durable before the replica changes
+    // Before-images durable before the replica changes. History that had
+    // to be suspended for space leaves a gap, recorded before any record
+    // goes without its before-image; one that starts again is complete
+    // from this batch on, once the state is saved.
+    if (history) {
+      const bool kept = history->capture(replica, batch, state->durable_seq, io.get());
+      if (!kept && state->history_complete) {
+        state->history_complete = false;
+        state->save(opt.state_path);
+      }
+      state->history_complete = kept;
+    }
     RecordApplier applier(replica, state->data_sectors, *io);
     for (const auto& rec : batch) applier.apply(rec);
     applier.finish();  // applied and fdatasync'ed
@@ -915,7 +926,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     // state says the batch is durable: a crash between the two leaves the
     // point after durable_seq, which the next session drops and the batch,
     // arriving again, adds; never a durable MARK with no point.
-    if (history && state->consistent())
+    if (history && state->history_complete && state->consistent())  // not while history is suspended
       for (const auto& rec : batch)
         if (rec.header.type == HRL_REC_MARK) {
           std::string name(reinterpret_cast<const char*>(rec.payload.data()), rec.payload.size());
