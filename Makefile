@@ -1,7 +1,7 @@
 # hrl: one entry point. `make demo` shows it working, `make check` runs every test.
 BUILD        ?= build
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 BUILD_TYPE   ?= RelWithDebInfo
 
 .PHONY: all deps userspace driver check unit fuzz vm-check crash-check bench demo deb clean
@@ -43,7 +43,7 @@ vm-check: userspace
 
 # The crash-state explorer at length: power losses of the primary built from
 # recorded block I/O, thousands of states on each kernel (tests/vm/explore.py;
-# CRASH_SEED=N replays a run). make check explores a few tens per kernel.
+# CRASH_SEED=N replays a run). make check explores a dozen per kernel.
 CRASH_RECORDINGS ?= 6
 CRASH_STATES ?= 200
 crash-check: userspace

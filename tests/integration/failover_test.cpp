@@ -133,6 +133,14 @@ TEST_F(Failover, TestAndUnplannedFailoverRebuildThePrimaryAtItsPoints) {
     }
   });
   const uint64_t before = durable();
+  // Never the replica itself, nor a device someone mounted.
+  const std::string at_step_1 = "failover db0 --test --point " + listed["step-1"]["id"].dump() + " --image ";
+  expect_refused(at_step_1 + replica + " " + bsock, "is the replica itself");
+  {
+    test::LoopDevice dev(test::make_file(dir.file("mounted.img"), kSize));
+    dev.mount(dir.file("mnt"));
+    expect_refused(at_step_1 + dev.path() + " " + bsock, "is mounted or held open");
+  }
   int st = 0;
   std::string image = dir.file("test.img");
   std::string out = run_hrlctl("failover db0 --test --point " + listed["step-1"]["id"].dump() + " --image " + image + " " + bsock, &st);

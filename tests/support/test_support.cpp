@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -67,6 +68,44 @@ uint64_t file_checksum(const std::string& path) {  // streamed: images can be gi
     off += n;
   }
   return XXH64_digest(st.get());
+}
+
+namespace {
+
+std::string run_out(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("cannot run " + cmd);
+  char buf[256];
+  while (fgets(buf, sizeof buf, p)) out += buf;
+  if (pclose(p) != 0) throw std::runtime_error(cmd + " failed: " + out);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+LoopDevice::LoopDevice(const std::string& image) : dev_(run_out("losetup --find --show " + image + " 2>&1")) {}
+
+LoopDevice::~LoopDevice() {
+  try {
+    unmount();
+  } catch (const std::exception&) {
+  }
+  if (system(("losetup -d " + dev_ + " 2>/dev/null").c_str()) != 0) fprintf(stderr, "losetup -d %s failed\n", dev_.c_str());
+}
+
+void LoopDevice::mount(const std::string& where) {
+  run_out("mkfs.ext4 -q -F " + dev_ + " 2>&1");
+  fs::create_directories(where);
+  run_out("mount " + dev_ + " " + where + " 2>&1");
+  mounted_ = where;
+}
+
+void LoopDevice::unmount() {
+  if (mounted_.empty()) return;
+  run_out("umount " + mounted_ + " 2>&1");
+  mounted_.clear();
 }
 
 LogPair::LogPair(uint64_t data_bytes, uint64_t log_bytes, FormatOptions opt) {

@@ -49,6 +49,23 @@ void copy_file(const std::string& from, const std::string& to);
 std::string compare_files(const std::string& a, const std::string& b);
 uint64_t file_checksum(const std::string& path);
 
+// A loop device over an image file (losetup), detached at the end; with
+// mount(), an ext4 made on it and mounted, unmounted at the end. Tests that
+// need a real block device: O_EXCL, a mounted file system.
+class LoopDevice {
+ public:
+  explicit LoopDevice(const std::string& image);
+  ~LoopDevice();
+  LoopDevice(const LoopDevice&) = delete;
+  LoopDevice& operator=(const LoopDevice&) = delete;
+  const std::string& path() const { return dev_; }
+  void mount(const std::string& where);  // mkfs.ext4, then mount
+  void unmount();
+
+ private:
+  std::string dev_, mounted_;
+};
+
 // A data image and a formatted log beside it.
 struct LogPair {
   TempDir dir;

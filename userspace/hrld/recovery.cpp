@@ -98,11 +98,17 @@ nlohmann::json start_test_failover(VolumeRuntime& v, const nlohmann::json& req) 
   std::string why;
   auto point = find_point(*v.history, req.value("point", int64_t{0}), why);
   if (!point) return fail(why);
+  const std::string image = req.value("image", default_test_image(v));
+  try {  // never the replica, nor a device in use: refused before anything changes
+    check_image_target(v.config.replica, image);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
   if (tf.worker.joinable()) tf.worker.join();
   tf.state = "building";
   tf.point_id = point->id;
   tf.seq = point->seq;
-  tf.image = req.value("image", default_test_image(v));
+  tf.image = image;
   tf.error.clear();
   tf.progress.total_bytes = tf.progress.copied_bytes = tf.progress.undone_bytes = 0;
   tf.cancel = false;

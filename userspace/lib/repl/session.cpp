@@ -7,6 +7,7 @@
 
 #include "dm/dm_control.h"
 #include "history/history.h"
+#include "history/point_image.h"
 #include "io/file.h"
 #include "log/dirty_bitmap.h"
 #include "log/log_reader.h"
@@ -747,7 +748,19 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
   // Records are whole sectors at sector offsets, and the applier's buffers
   // are aligned: O_DIRECT wherever the replica's sectors are 512 bytes.
   File replica = File::open(opt.replica_path, O_RDWR);
-  if (replica.logical_sector_size() == HRL_SECTOR_SIZE) replica = File::open_direct(opt.replica_path, O_RDWR);
+  // A device replica is held exclusively while the session writes it:
+  // nothing mounts it meanwhile (a test or a failed-over volume in use),
+  // and a session never writes under a file system someone mounted.
+  if (replica.is_block_device()) {
+    try {
+      replica = open_exclusive(opt.replica_path, "the replica", replica.logical_sector_size() == HRL_SECTOR_SIZE);
+    } catch (const std::runtime_error& e) {
+      if (dynamic_cast<const std::system_error*>(&e)) throw;
+      refuse(peer, proto::RefuseCode::Busy, e.what());
+    }
+  } else if (replica.logical_sector_size() == HRL_SECTOR_SIZE) {
+    replica = File::open_direct(opt.replica_path, O_RDWR);
+  }
 
   auto f = peer.receive();
   if (f.header.type != FrameType::Hello)
