@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     }
     std::array<uint8_t, 16> uuid{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     History h(dir + "/history.undo", dir + "/history.points", Retention{0, 0, 256ull << 20});
-    h.open(uuid, 0, false);  // the point: the replica before the first record
+    h.open(uuid, 0);  // the point: the replica before the first record
 
     const uint64_t total = static_cast<uint64_t>(seconds * static_cast<double>(rate));
     const uint64_t blocks = volume / 4096, hot = blocks / 10;
@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
         batch.push_back(LogRecord{hd, 0, payloads.back()});
         bytes += len;
       }
-      h.capture(r, batch, batch.front().header.seq - 1);  // durable before the replica changes
+      h.capture(r, batch);  // durable before the replica changes
       for (const auto& rec : batch) r.write_at(rec.payload, rec.header.sector * 512);
       r.datasync();
       written += bytes;

@@ -93,7 +93,7 @@ class Undo : public ::testing::Test {
   }
   void replicate(const std::string& replica, History& h, std::mt19937_64& rng, size_t from = 0, size_t to = SIZE_MAX,
                  const std::function<void(uint64_t)>& after_batch = {}) {
-    replicate(replica, [&](const File& f, std::span<const LogRecord> b) { h.capture(f, b, b.front().header.seq - 1); }, rng, from, to, after_batch);
+    replicate(replica, [&](const File& f, std::span<const LogRecord> b) { h.capture(f, b); }, rng, from, to, after_batch);
   }
 
   // The checksum of an image of `replica` (holding every record) rebuilt at seq.
@@ -308,7 +308,7 @@ TEST_F(Undo, RetentionBySpaceKeepsEveryListedPointRestorable) {
   const uint64_t first = records.front().header.seq;
   Retention keep{0, 2 << 20, 256 << 10};
   History h(pair->dir.file("db0.undo"), pair->dir.file("db0.points"), keep);
-  h.open(uuid, first - 1, false);
+  h.open(uuid, first - 1);
   std::mt19937_64 rng(33);
   unsigned added = 0;
   replicate(replica, h, rng, 0, SIZE_MAX, [&](uint64_t seq) {
@@ -333,7 +333,7 @@ TEST_F(Undo, RetentionByAgeKeepsTheWindowRestorable) {
   const uint64_t first = records.front().header.seq;
   const double window = 2.0;
   History h(pair->dir.file("db0.undo"), pair->dir.file("db0.points"), Retention{window, 0, 256 << 10});
-  h.open(uuid, first - 1, false);
+  h.open(uuid, first - 1);
   std::mt19937_64 rng(34);
   const size_t half = records.size() / 2;
   auto point_each_batch = [&](uint64_t seq) { h.add_point(seq, PointKind::Crash, ""); };
@@ -358,7 +358,7 @@ TEST_F(Undo, APinnedBoundarySurvivesPruning) {
   std::string replica = test::make_file(pair->dir.file("replica.img"), kData);
   const uint64_t first = records.front().header.seq;
   History h(pair->dir.file("db0.undo"), pair->dir.file("db0.points"), Retention{0, 1 << 20, 256 << 10});
-  h.open(uuid, first - 1, false);
+  h.open(uuid, first - 1);
   std::mt19937_64 rng(35);
   const size_t third = records.size() / 3;
   replicate(replica, h, rng, 0, third);
@@ -383,7 +383,7 @@ TEST_F(Undo, APointsImageIsExactWhileReplicationGoesOn) {
   std::string replica = test::make_file(pair->dir.file("replica.img"), kData);
   const uint64_t first = records.front().header.seq;
   History h(pair->dir.file("db0.undo"), pair->dir.file("db0.points"), Retention{0, 0, 1 << 20});
-  h.open(uuid, first - 1, false);
+  h.open(uuid, first - 1);
   std::mt19937_64 rng(36);
   const size_t half = records.size() / 2;
   std::vector<uint64_t> points;

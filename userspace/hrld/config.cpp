@@ -134,7 +134,7 @@ Config load_config(const std::string& path) {
         pct = std::stod(r->substr(0, r->size() - 1));
       } catch (const std::exception&) {  // the message below says so
       }
-      if (pct < 0 || pct > 90) throw std::runtime_error(where + ": history_reserve '" + *r + "' is not a percentage from 0% to 90%");
+      if (!(pct >= 0 && pct <= 90)) throw std::runtime_error(where + ": history_reserve '" + *r + "' is not a percentage from 0% to 90%");
       v.history_reserve_fraction = pct / 100;
     } else if ((*t)["history_reserve"]) {
       v.history_reserve_bytes =

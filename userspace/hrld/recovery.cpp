@@ -80,6 +80,12 @@ nlohmann::json create_point(VolumeRuntime& v, const nlohmann::json& req) {
   }
 }
 
+// Why no point can be rebuilt: records went without before-images.
+static std::string history_gap(const VolumeRuntime& v) {
+  return "volume " + v.config.name + "'s replica took records without before-images (history was off or suspended): "
+         "no point can be rebuilt until history starts over with the next batch";
+}
+
 nlohmann::json start_test_failover(VolumeRuntime& v, const nlohmann::json& req) {
   const std::string& name = v.config.name;
   if (!is_secondary(v)) return fail("volume " + name + " is the primary here: a test failover is run on its secondary");
@@ -94,7 +100,8 @@ nlohmann::json start_test_failover(VolumeRuntime& v, const nlohmann::json& req) 
   if (!st) return fail("volume " + name + "'s replica follows no primary yet");
   if (st->promoted) return fail("volume " + name + " was failed over to this site: test the volume itself");
   if (auto why = resyncing(v, *st); !why.empty()) return fail(why);
-  v.history->open(st->uuid, st->durable_seq, !st->history_complete);
+  v.history->open(st->uuid, st->durable_seq);
+  if (!st->history_complete) return fail(history_gap(v));
   std::string why;
   auto point = find_point(*v.history, req.value("point", int64_t{0}), why);
   if (!point) return fail(why);
@@ -163,7 +170,7 @@ nlohmann::json test_failover_status(const VolumeRuntime& v) {
 // partly rolled-back replica ends at the same image.
 static void complete_promotion(VolumeRuntime& v, ReplicaState& st) {
   if (v.history) {
-    v.history->open(st.uuid, st.durable_seq, !st.history_complete);
+    v.history->open(st.uuid, st.durable_seq);
     roll_back_replica(*v.history, v.config.replica, st.promoted->seq);
     v.history->forget_after(st.promoted->seq);
   }
@@ -190,7 +197,8 @@ nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req) {
   std::optional<RecoveryPoint> point;
   if (id) {
     if (!v.history) return fail("volume " + name + " keeps no history here (history = false): only the latest image");
-    v.history->open(st->uuid, st->durable_seq, !st->history_complete);
+    v.history->open(st->uuid, st->durable_seq);
+    if (!st->history_complete) return fail(history_gap(v));
     std::string why;
     if (!(point = find_point(*v.history, id, why))) return fail(why);
     if (st->promoted && point->seq > st->promoted->seq)
@@ -217,7 +225,7 @@ nlohmann::json fail_over(VolumeRuntime& v, const nlohmann::json& req) {
     std::optional<History::Pin> pin;
     if (v.history) {
       try {
-        v.history->open(st->uuid, st->durable_seq, !st->history_complete);
+        v.history->open(st->uuid, st->durable_seq);
         pin.emplace(*v.history, seq);
       } catch (const std::exception& e) {
         return fail(e.what());  // pruned meanwhile: nothing changed
@@ -247,7 +255,7 @@ nlohmann::json commit_failover(VolumeRuntime& v) {
   if (st->promoted->committed) return fail("the failover of " + name + " is already committed");
   try {
     if (v.history) {
-      v.history->open(st->uuid, st->durable_seq, !st->history_complete);
+      v.history->open(st->uuid, st->durable_seq);
       v.history->clear(st->promoted->seq);  // the volume is written without before-images from now on
     }
     st->promoted->committed = true;
@@ -276,7 +284,7 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
   next.promoted = Promotion{st.durable_seq, now_realtime_ns(), true, true};
   next.save(v.state_path());
   if (v.history) {
-    v.history->open(st.uuid, st.durable_seq, !st.history_complete);
+    v.history->open(st.uuid, st.durable_seq);
     v.history->clear(st.durable_seq);  // the replica is the volume now: written without before-images
   }
   v.set_role(VolumeConfig::Role::Primary);
@@ -293,11 +301,12 @@ static void become_secondary(VolumeRuntime& v, const Superblock& sb, uint64_t ge
   st.durable_seq = 0;  // the other site's log starts at seq 1
   st.adopt_newer_generation = resync.has_value();
   st.resync = resync;
-  st.save(v.state_path());
-  if (v.history) {
-    v.history->open(st.uuid, 0, true);
+  if (v.history) {  // a new history first: the state then says it is whole
+    v.history->open(st.uuid, 0);
     v.history->clear(0);
+    st.history_complete = true;
   }
+  st.save(v.state_path());
   v.set_role(VolumeConfig::Role::Secondary);
 }
 

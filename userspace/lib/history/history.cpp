@@ -18,22 +18,19 @@ bool no_space(const std::exception& e);
 History::History(std::string undo_dir, std::string catalog_path, Retention retention)
     : undo_dir_(std::move(undo_dir)), retention_(retention), catalog_(catalog_path) {}
 
-size_t History::open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq, bool gap) {
+void History::open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq) {
   std::lock_guard lock(mu_);
   if (!journal_) journal_.emplace(undo_dir_, uuid, durable_seq, retention_.segment_bytes);
-  catalog_.drop_after(durable_seq);
-  size_t dropped = 0;
-  if (gap) {
-    dropped = catalog_.list().size();
-    catalog_.drop_before(UINT64_MAX);
-    try {
-      restart_locked(durable_seq);
-    } catch (const std::exception& e) {
-      if (!no_space(e)) throw;
-      suspend(durable_seq, e.what());
-    }
-  }
   catalog_.drop_before(journal_->from_seq());
+}
+
+size_t History::begin_session(uint64_t durable_seq, bool gap) {
+  std::lock_guard lock(mu_);
+  journal();
+  catalog_.drop_after(durable_seq);
+  if (!gap) return 0;
+  const size_t dropped = catalog_.list().size();
+  catalog_.drop_before(UINT64_MAX);
   return dropped;
 }
 
@@ -120,17 +117,12 @@ void History::suspend(uint64_t boundary, const std::string& why) {
       " points dropped); it starts again once there is room");
 }
 
-bool History::capture(const File& replica, std::span<const LogRecord> batch, uint64_t boundary, IoBackend* io) {
+bool History::capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io) {
   std::lock_guard lock(mu_);
   UndoJournal& j = journal();
+  if (space_.suspended) return false;
   const uint64_t needed = write_bytes(batch);
-  if (space_.suspended) {  // back once the reserve, the batch and a segment fit
-    if (free_bytes() < reserve() + needed + retention_.segment_bytes) return false;
-    restart_locked(boundary);
-    catalog_.drop_before(UINT64_MAX);
-    space_.suspended = false;
-    say("history starts again at seq " + std::to_string(boundary) + ": its file system has room");
-  }
+  const uint64_t boundary = j.last_seq();
   while (free_bytes() < reserve() + needed)
     if (!drop_for_space()) {
       suspend(boundary, "its file system keeps less than " + std::to_string(reserve() >> 20) + " MiB free");
@@ -148,6 +140,21 @@ bool History::capture(const File& replica, std::span<const LogRecord> batch, uin
       }
     }
   }
+}
+
+bool History::start_over(uint64_t seq) {
+  std::lock_guard lock(mu_);
+  if (space_.suspended && free_bytes() < reserve() + 2 * retention_.segment_bytes) return false;
+  try {
+    restart_locked(seq);
+  } catch (const std::exception& e) {
+    if (!no_space(e)) throw;
+    return false;
+  }
+  catalog_.drop_before(UINT64_MAX);
+  if (space_.suspended) say("history starts again at seq " + std::to_string(seq) + ": its file system has room");
+  space_.suspended = false;
+  return true;
 }
 
 void History::add_point(uint64_t seq, PointKind kind, const std::string& name) {

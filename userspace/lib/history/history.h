@@ -43,23 +43,30 @@ class History {
 
   // Opens the volume's journal once its identity is known (a new history
   // begins at boundary durable_seq; throws if it is another volume's), and
-  // drops what the replica's state says cannot be rebuilt: the points after
-  // durable_seq (their batch never became durable: it comes again), the
-  // points the journal no longer reaches, and, after a gap (records applied
-  // without before-images: history was off), the whole history before
-  // durable_seq. Returns the points a gap dropped. Called whenever the
-  // replica's state is read anew.
-  size_t open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq, bool gap);
+  // drops the points it no longer reaches. Changes nothing else: operators
+  // call it from their threads while a session runs.
+  void open(const std::array<uint8_t, 16>& uuid, uint64_t durable_seq);
+  // A session begins, with the replica's state as saved: the points after
+  // durable_seq go (their batch never became durable: it comes again, and
+  // adds them again), and after a gap (records applied without
+  // before-images) every point goes. Returns the points a gap dropped. The
+  // session's thread only.
+  size_t begin_session(uint64_t durable_seq, bool gap);
 
   // The session's side: before-images ahead of every batch, points after.
   // History never stops replication: when its file system would keep less
   // than the reserve free, the oldest segments go, with the points that
   // needed them. When even that cannot make room, history is suspended
-  // (every point dropped, the journal emptied) and capture returns false:
-  // the batch is applied without before-images, and the caller records the
-  // gap before it is. Once there is room again, history starts over at
-  // `boundary` (the record before the batch) and capture returns true.
-  bool capture(const File& replica, std::span<const LogRecord> batch, uint64_t boundary, IoBackend* io = nullptr);
+  // (every point dropped, the journal emptied) and capture returns false,
+  // as it does while suspended: the caller records the gap, applies the
+  // batch without before-images, then calls start_over.
+  bool capture(const File& replica, std::span<const LogRecord> batch, IoBackend* io = nullptr);
+  // After a batch applied without before-images (a gap, or suspended
+  // history): history begins anew at seq, the batch's last record, if there
+  // is room; false if not (still suspended). Not at the record before the
+  // batch: after a crash between apply and save the replica may already
+  // hold some of it, and a before-image read then would be an after-image.
+  bool start_over(uint64_t seq);
   // Routes the lines history logs (drops for space, suspension) to the operator.
   void set_log(std::function<void(const std::string&)> log);
   HistorySpace space() const;

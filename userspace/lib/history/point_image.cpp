@@ -48,6 +48,7 @@ void undo(const std::vector<UndoJournal::Undo>& plan, const File& image, ImagePr
 File open_exclusive(const std::string& device, const std::string& what, bool direct) {
   Env& e = env();
   int fd = e.open(device, O_RDWR | O_EXCL | (direct ? O_DIRECT : 0) | O_CLOEXEC, 0);
+  if (fd < 0 && errno == EINVAL && direct) fd = e.open(device, O_RDWR | O_EXCL | O_CLOEXEC, 0);  // no O_DIRECT there
   if (fd < 0 && errno == EBUSY)
     throw std::runtime_error(device + " is mounted or held open: " + what + " cannot be written under it");
   if (fd < 0) throw_errno(errno, "open " + device);

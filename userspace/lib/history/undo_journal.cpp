@@ -294,6 +294,19 @@ void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch,
   // leaves a tail that load() cuts back to the last whole record.
   AlignedBuffer group_buf;
   std::vector<std::byte> out;
+  // What a failed capture wrote past the end goes again (best effort): a full
+  // file system gets its room back, and no stale tail stays in a segment.
+  struct CutBack {
+    const Segment& seg;
+    bool done = false;
+    ~CutBack() {
+      if (done) return;
+      try {
+        truncate_file(*seg.file, seg.end);
+      } catch (const std::exception&) {  // load() cuts a stale tail of the newest segment anyway
+      }
+    }
+  } cut_back{seg};
   for (size_t first = 0; first < pieces.size();) {
     size_t end = first;
     uint64_t group = 0;
@@ -334,6 +347,7 @@ void UndoJournal::capture(const File& replica, std::span<const LogRecord> batch,
     first = end;
   }
   seg.file->datasync();  // before the replica changes
+  cut_back.done = true;
   seg.end = at;
   entries_.insert(entries_.end(), added.begin(), added.end());
 }

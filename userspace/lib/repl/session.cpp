@@ -796,6 +796,10 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
       state->resync = ResyncCheckpoint{static_cast<uint32_t>(ResyncMode::Checksum),
                                        static_cast<uint32_t>(ResyncRegions::Device), HRL_REASON_NEW_VOLUME, 0, 0,
                                        now_realtime_ns()};
+    if (opt.history) {  // nothing of this lineage is applied yet: its history begins here, whole
+      opt.history->open(state->uuid, state->durable_seq);
+      state->history_complete = opt.history->start_over(state->durable_seq);
+    }
     state->save(opt.state_path);
   }
   if (hello.first_seq > state->durable_seq + 1)
@@ -821,14 +825,15 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
   auto io = make_io_backend(opt.backend, 32);
   History* history = opt.history;
   if (history) {
+    history->open(state->uuid, state->durable_seq);
     // Records applied without before-images since the journal began (a
-    // session with history off) leave a gap no image can be rebuilt across.
-    if (size_t dropped = history->open(state->uuid, state->durable_seq, !state->history_complete); dropped && opt.log)
+    // session with history off) leave a gap no image can be rebuilt across:
+    // history starts over after the next batch.
+    if (size_t dropped = history->begin_session(state->durable_seq, !state->history_complete); dropped && opt.log)
       opt.log("the replica took records without keeping history up to seq " + std::to_string(state->durable_seq) +
-              ": history starts over there, and the " + std::to_string(dropped) + " points before it are dropped");
-  }
-  if (state->history_complete != (history != nullptr)) {  // durable before any record is applied
-    state->history_complete = history != nullptr;
+              ": the " + std::to_string(dropped) + " points before are dropped, and history starts over with the next batch");
+  } else if (state->history_complete) {  // durable before any record is applied without before-images
+    state->history_complete = false;
     state->save(opt.state_path);
   }
   auto last_point = std::chrono::steady_clock::now(), last_prune = last_point;
@@ -902,6 +907,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
       continue;
     }
     if (f.header.type == FrameType::Promote) {
+      replica.close();  // the exclusive hold goes first: the takeover maps dm-hrl over the replica
       take_over(peer, f, opt, *state);
       return;  // the primary now: the volume changes roles
     }
@@ -918,17 +924,13 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     }
     std::vector<LogRecord> batch;
     for (const auto& br : records) batch.push_back(LogRecord{br.header, 0, br.payload});
-    // Before-images durable before the replica changes. History that had
-    // to be suspended for space leaves a gap, recorded before any record
-    // goes without its before-image; one that starts again is complete
-    // from this batch on, once the state is saved.
-    if (history) {
-      const bool kept = history->capture(replica, batch, state->durable_seq, io.get());
-      if (!kept && state->history_complete) {
-        state->history_complete = false;
-        state->save(opt.state_path);
-      }
-      state->history_complete = kept;
+    // Before-images durable before the replica changes. A batch without
+    // them (history suspended for space, or after a gap) is recorded as a
+    // gap before any of it is applied; history starts over after it.
+    const bool kept = history && state->history_complete && history->capture(replica, batch, io.get());
+    if (history && !kept && state->history_complete) {
+      state->history_complete = false;
+      state->save(opt.state_path);
     }
     RecordApplier applier(replica, state->data_sectors, *io);
     for (const auto& rec : batch) applier.apply(rec);
@@ -939,7 +941,8 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     // state says the batch is durable: a crash between the two leaves the
     // point after durable_seq, which the next session drops and the batch,
     // arriving again, adds; never a durable MARK with no point.
-    if (history && state->history_complete && state->consistent())  // not while history is suspended
+    if (history && !kept) state->history_complete = history->start_over(state->durable_seq);  // from the next batch on
+    if (kept && state->consistent())  // the batch's before-images are in: its MARKs name images history can build
       for (const auto& rec : batch)
         if (rec.header.type == HRL_REC_MARK) {
           std::string name(reinterpret_cast<const char*>(rec.payload.data()), rec.payload.size());
