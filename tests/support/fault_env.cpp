@@ -102,7 +102,7 @@ void FaultEnv::keep_old_bytes(const std::string& path, off_t offset, size_t n, c
   struct stat st;
   auto [it, fresh] = unsynced_.try_emplace(path);
   if (fresh) it->second.size_at_sync = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  Write w{static_cast<uint64_t>(offset), std::vector<std::byte>(n), std::vector<std::byte>(n), now == nullptr};
+  Write w{static_cast<uint64_t>(offset), std::vector<std::byte>(n), std::vector<std::byte>(n)};
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // through the page cache: any alignment
   ssize_t got = fd < 0 ? 0 : ::pread(fd, w.old.data(), n, offset);
   if (fd >= 0) ::close(fd);
@@ -112,22 +112,6 @@ void FaultEnv::keep_old_bytes(const std::string& path, off_t offset, size_t n, c
 }
 
 void FaultEnv::forget_unsynced(const std::string& path) { unsynced_.erase(path); }
-
-namespace {
-
-// The file at `path` as its last sync left it: each write's old bytes back,
-// newest first, and the size it had.
-void restore(const std::string& path, uint64_t size_at_sync, const std::vector<std::vector<std::byte>>& olds,
-             const std::vector<uint64_t>& offsets, int fd) {
-  for (size_t i = olds.size(); i-- > 0;)
-    if (::pwrite(fd, olds[i].data(), olds[i].size(), static_cast<off_t>(offsets[i])) < 0) break;
-  struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > size_at_sync)
-    (void)!::ftruncate(fd, static_cast<off_t>(size_at_sync));
-  (void)path;
-}
-
-}  // namespace
 
 void FaultEnv::drop_unsynced(const std::string& path) {
   lose_one(path, [](uint64_t) { return uint64_t{1}; });
@@ -140,14 +124,14 @@ void FaultEnv::lose_one(const std::string& path, const std::function<uint64_t(ui
   if (it == unsynced_.end()) return;
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd >= 0) {
-    std::vector<std::vector<std::byte>> olds;
-    std::vector<uint64_t> offsets;
-    for (const Write& w : it->second.writes) {
-      olds.push_back(w.old);
-      offsets.push_back(w.offset);
-    }
-    restore(path, it->second.size_at_sync, olds, offsets, fd);
-    for (const Write& w : it->second.writes)
+    // The file as its last sync left it: each write's old bytes back, newest first, and its size then.
+    const auto& writes = it->second.writes;
+    for (auto w = writes.rbegin(); w != writes.rend(); ++w)
+      if (::pwrite(fd, w->old.data(), w->old.size(), static_cast<off_t>(w->offset)) < 0) break;
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > it->second.size_at_sync)
+      (void)!::ftruncate(fd, static_cast<off_t>(it->second.size_at_sync));
+    for (const Write& w : writes)  // then the writes the power loss kept, in order
       if (below(2) == 0 && ::pwrite(fd, w.now.data(), w.now.size(), static_cast<off_t>(w.offset)) < 0) break;
     ::fdatasync(fd);
     ::close(fd);

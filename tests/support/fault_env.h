@@ -94,8 +94,7 @@ class FaultEnv : public Env {
   };
   struct Write {
     uint64_t offset;
-    std::vector<std::byte> old, now;  // what it replaced (up to the end of the file), what it wrote
-    bool zero;                        // a punched hole: `now` is zeros
+    std::vector<std::byte> old, now;  // what it replaced (up to the end of the file), what it wrote (a hole: zeros)
   };
   struct Unsynced {
     uint64_t size_at_sync = 0;

@@ -60,17 +60,27 @@ bool no_space(const std::exception& e) {
 
 }  // namespace
 
-uint64_t History::free_bytes() const {
-  struct statvfs fs;
-  if (::statvfs(undo_dir_.c_str(), &fs) < 0) throw_errno(errno, "statvfs " + undo_dir_);
-  return uint64_t{fs.f_bavail} * fs.f_frsize;
+namespace {
+
+// The reserve: the larger of a size and a fraction of the file system.
+uint64_t reserve_of(const Retention& r, const struct statvfs& fs) {
+  const auto fraction = static_cast<uint64_t>(r.reserve_fraction * static_cast<double>(fs.f_blocks * fs.f_frsize));
+  return std::max(r.reserve_bytes, fraction);
 }
 
-uint64_t History::reserve() const {
+}  // namespace
+
+struct statvfs History::file_system() const {
   struct statvfs fs;
   if (::statvfs(undo_dir_.c_str(), &fs) < 0) throw_errno(errno, "statvfs " + undo_dir_);
-  const auto fraction = static_cast<uint64_t>(retention_.reserve_fraction * static_cast<double>(fs.f_blocks * fs.f_frsize));
-  return std::max(retention_.reserve_bytes, fraction);
+  return fs;
+}
+
+uint64_t History::reserve() const { return reserve_of(retention_, file_system()); }
+
+bool History::has_room(uint64_t needed) const {
+  const struct statvfs fs = file_system();
+  return uint64_t{fs.f_bavail} * fs.f_frsize >= reserve_of(retention_, fs) + needed;
 }
 
 void History::say(const std::string& line) const {
@@ -123,7 +133,7 @@ bool History::capture(const File& replica, std::span<const LogRecord> batch, IoB
   if (space_.suspended) return false;
   const uint64_t needed = write_bytes(batch);
   const uint64_t boundary = j.last_seq();
-  while (free_bytes() < reserve() + needed)
+  while (!has_room(needed))
     if (!drop_for_space()) {
       suspend(boundary, "its file system keeps less than " + std::to_string(reserve() >> 20) + " MiB free");
       return false;
@@ -144,7 +154,7 @@ bool History::capture(const File& replica, std::span<const LogRecord> batch, IoB
 
 bool History::start_over(uint64_t seq) {
   std::lock_guard lock(mu_);
-  if (space_.suspended && free_bytes() < reserve() + 2 * retention_.segment_bytes) return false;
+  if (space_.suspended && !has_room(2 * retention_.segment_bytes)) return false;
   try {
     restart_locked(seq);
   } catch (const std::exception& e) {
@@ -199,8 +209,7 @@ void History::prune(uint64_t now_ns) {
     if (segs.size() < 2) break;
     const auto& next = segs[1];  // dropping the oldest makes its from_seq the oldest boundary
     if (next.from_seq > oldest_pin) break;
-    bool over_size = (retention_.max_bytes && journal_->size_bytes() > retention_.max_bytes) ||
-                     free_bytes() < reserve();
+    bool over_size = (retention_.max_bytes && journal_->size_bytes() > retention_.max_bytes) || !has_room(0);
     bool outside_window = age_ns && next.created_ns + age_ns <= now_ns && next.from_seq <= oldest_point;
     if (!over_size && !outside_window) break;
     journal_->drop_oldest_segment();

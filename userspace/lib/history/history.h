@@ -5,6 +5,8 @@
 // drops the points it stood for in the same call.
 #pragma once
 
+#include <sys/statvfs.h>
+
 #include <array>
 #include <cstdint>
 #include <functional>
@@ -110,8 +112,10 @@ class History {
  private:
   UndoJournal& journal();  // throws before open()
   void restart_locked(uint64_t start_seq);
-  uint64_t free_bytes() const;  // on the journal's file system
+  struct statvfs file_system() const;  // the journal's
   uint64_t reserve() const;
+  // The journal's file system keeps the reserve free with `needed` more bytes taken.
+  bool has_room(uint64_t needed) const;
   // Drops the oldest segment for space if one may go; false if none can.
   bool drop_for_space();
   void suspend(uint64_t boundary, const std::string& why);
