@@ -201,13 +201,16 @@ TEST_F(Resync, ConvergesWhileAWorkloadWritesThroughLogWriter) {
 class ResyncKill : public Resync, public ::testing::WithParamInterface<std::string> {};
 
 TEST_P(ResyncKill, ResumesFromItsCheckpoint) {
-  make_config("resync_bandwidth = \"16M\"\n");  // about 4 s: checkpoints at about a quarter each
+  // About 5 s: a checkpoint each second, a fifth of the pass each. The kill
+  // comes at the first checkpoint past a quarter; a slow sync may stretch
+  // the gaps, so the window is wide (a quarter to nine tenths).
+  make_config("resync_bandwidth = \"12M\"\n");
   auto changed = make_images(0.30, 21);
   const uint64_t chunks = kSize / kChunkBytes;
   auto secondary = std::make_unique<Daemon>(secondary_conf, dir.file("secondary.log"), "io_uring");
   auto primary = std::make_unique<Daemon>(primary_conf, dir.file("primary.log"), "io_uring");
   uint64_t cursor = 0;
-  for (auto until = std::chrono::steady_clock::now() + 60s; cursor < chunks * 4 / 10;) {
+  for (auto until = std::chrono::steady_clock::now() + 60s; cursor < chunks / 4;) {
     auto s = replica_state();
     if (s && s->resync) cursor = s->resync->cursor;
     ASSERT_LT(std::chrono::steady_clock::now(), until) << slurp(dir.file("primary.log"));
@@ -231,7 +234,7 @@ TEST_P(ResyncKill, ResumesFromItsCheckpoint) {
   // The resumed pass reads from the checkpoint on (the secondary may have
   // saved a later one as the session broke), not the whole device.
   EXPECT_LE(r["read_bytes"].get<uint64_t>(), kSize - cursor * kChunkBytes) << r.dump();
-  EXPECT_LE(r["read_bytes"].get<uint64_t>(), kSize * 6 / 10);
+  EXPECT_LE(r["read_bytes"].get<uint64_t>(), kSize * 3 / 4);
   EXPECT_NE(slurp(dir.file("primary.log")).find("resum"), std::string::npos);
 }
 

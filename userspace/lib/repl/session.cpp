@@ -942,9 +942,15 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     // point after durable_seq, which the next session drops and the batch,
     // arriving again, adds; never a durable MARK with no point.
     if (history && !kept) state->history_complete = history->start_over(state->durable_seq);  // from the next batch on
-    if (kept && state->consistent())  // the batch's before-images are in: its MARKs name images history can build
+    // A MARK names an image history can build when the batch's before-images
+    // are in, or when it is the batch's last record and history starts over
+    // at its seq: the replica is that image, history's first boundary.
+    auto buildable = [&](const LogRecord& rec) {
+      return kept || (state->history_complete && rec.header.seq == state->durable_seq);
+    };
+    if (history && state->consistent())
       for (const auto& rec : batch)
-        if (rec.header.type == HRL_REC_MARK) {
+        if (rec.header.type == HRL_REC_MARK && buildable(rec)) {
           std::string name(reinterpret_cast<const char*>(rec.payload.data()), rec.payload.size());
           name = name.substr(0, name.find('\0'));
           bool app = name.rfind(kAppPointPrefix, 0) == 0;
