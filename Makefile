@@ -43,7 +43,7 @@ vm-check: userspace
 
 # The crash-state explorer at length: power losses of the primary built from
 # recorded block I/O, thousands of states on each kernel (tests/vm/explore.py;
-# CRASH_SEED=N replays a run). make check explores a dozen per kernel.
+# CRASH_SEED=N replays a run). make check explores eight per kernel.
 CRASH_RECORDINGS ?= 6
 CRASH_STATES ?= 200
 crash-check: userspace

@@ -23,6 +23,7 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/resync_session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/dm/dm_control.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/dm/target_status.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/hash_tree.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/chunk_reader.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/resync/compare.cpp

@@ -1,6 +1,6 @@
 #include "volume_runtime.h"
 
-#include "dm/dm_control.h"
+#include "dm/target_status.h"
 #include "io/file.h"
 #include "log/superblock.h"
 #include "recovery.h"
@@ -9,7 +9,6 @@
 #include <stdio.h>
 
 #include <fstream>
-#include <sstream>
 
 namespace hrl {
 
@@ -73,13 +72,10 @@ void VolumeRuntime::reload(const VolumeConfig& fresh) {
 void VolumeRuntime::log_state(nlohmann::json& out) const {
   try {
     if (!config.device.empty()) {
-      std::istringstream st(dm_status(config.device));
-      std::string mode;
-      uint64_t head, tail, used, ring, dirty;
-      st >> mode >> head >> tail >> used >> ring >> dirty;
-      out["mode"] = mode;
-      out["log_fill"] = ring ? static_cast<double>(used) / static_cast<double>(ring) : 0.0;
-      out["dirty_blocks"] = dirty;
+      const TargetStatus t = target_status(config.device);
+      out["mode"] = mode_name(t.mode);
+      out["log_fill"] = t.ring_bytes ? static_cast<double>(t.ring_used) / static_cast<double>(t.ring_bytes) : 0.0;
+      out["dirty_blocks"] = t.dirty;
       return;
     }
     Superblock sb = read_superblock(File::open(config.log, O_RDONLY));

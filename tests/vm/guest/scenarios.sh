@@ -705,15 +705,16 @@ remove_x() {
   dmsetup remove hrl0 && dmsetup remove xdata && dmsetup remove xlog && dmsetup remove xrep || fail "remove" || return 1
 }
 
-# 18. The log device stalls for 10 s (dm-delay reloaded under it): records
-#     are allocated but not written; the reader waits for them. No
+# 18. The log device stalls for 10 s a write (dm-delay reloaded under it),
+#     past hrld's 5 s stuck limit: records are allocated but not written;
+#     the reader waits for them. No
 #     whole-device resync (the log is slow, not corrupt), and the replica
 #     catches up once the device answers. The host compares vda and vdc.
 scenario_slow_log() {
   map_x xlog "0 $(sect /dev/vdb) delay /dev/vdb 0 0" || return 1
   pair_in_step || return 1
   swap_table xlog "0 $(sect /dev/vdb) delay /dev/vdb 0 0 /dev/vdb 0 10000" || fail "slow the log down" || return 1
-  put 4096 8 100 &
+  put 4096 2 100 &  # two writes, one after the other: 20 s
   writer=$!
   sleep 12
   wait $writer || fail "the writes during the stall" || return 1

@@ -2,10 +2,10 @@
 
 #include <cstdio>
 #include <deque>
-#include <sstream>
 #include <thread>
 
 #include "dm/dm_control.h"
+#include "dm/target_status.h"
 #include "history/history.h"
 #include "history/point_image.h"
 #include "io/file.h"
@@ -44,39 +44,6 @@ class LogCorrupt : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-// The fields of a dm-hrl status line that decide what ships and when a
-// resync runs (docs/dm-hrl.md).
-struct TargetStatus {
-  std::string mode;
-  uint64_t head = 0, dirty = 0, take_seq = 0;
-  uint64_t completed = 0;  // every record below it has reached both devices
-  uint64_t durable = 0;    // every record below it is on the log's stable media
-  uint32_t reason = HRL_REASON_NONE;
-  std::string flags;
-  bool resync_pending() const { return flags.find("resync-pending") != std::string::npos; }
-  bool resync_required() const { return flags.find("resync-required") != std::string::npos; }
-  // Blocks only a resync can bring to the replica.
-  bool needs_take() const { return mode != "journal" || dirty > 0 || resync_pending(); }
-  // A power loss or a failing log: the replica is compared now, whatever the resync window says.
-  bool urgent() const {
-    return reason == HRL_REASON_UNCLEAN_SHUTDOWN || reason == HRL_REASON_LOG_CORRUPT ||
-           reason == HRL_REASON_IO_ERROR || reason == HRL_REASON_BITMAP_LOST;
-  }
-};
-
-TargetStatus target_status(const std::string& device) {
-  std::istringstream in(dm_status(device));
-  TargetStatus t;
-  uint64_t tail, used, ring, resync;
-  std::string reason;
-  if (!(in >> t.mode >> t.head >> tail >> used >> ring >> t.dirty >> resync >> t.take_seq >> reason >> t.flags))
-    throw std::runtime_error(device + ": unexpected dm-hrl status");
-  if (!(in >> t.completed >> t.durable)) t.completed = t.durable = t.head;  // a target before both points
-  for (uint32_t r = 0; r <= HRL_REASON_MAX; r++)
-    if (reason == reason_name(r)) t.reason = r;
-  return t;
-}
 
 // ---- primary ---------------------------------------------------------------
 
