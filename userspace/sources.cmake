@@ -20,6 +20,7 @@ set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/net/certs.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/net/tls.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/replica_state.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/repl/handover_marker.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/repl/resync_session.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/dm/dm_control.cpp

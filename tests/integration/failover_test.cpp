@@ -5,7 +5,9 @@
 // image equals the primary's data as it was at its point; each refusal
 // names its reason and changes nothing.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/inotify.h>
 
 #include <chrono>
 #include <filesystem>
@@ -374,6 +376,120 @@ TEST_F(FullCycle, FailoverReprotectAndFailbackKeepTheSitesEqual) {
   EXPECT_EQ(ReplicaState::load(state_a)->generation, 4u);
   EXPECT_EQ(secondary.stop(SIGTERM), 0);
   EXPECT_EQ(primary.stop(SIGTERM), 0);
+}
+
+// Waits for `name` to appear in `dir` (created or renamed into it) and
+// returns at once: the instant the caller acts on is the file's arrival.
+bool wait_for_file(const std::string& dir, const std::string& name, std::chrono::seconds limit) {
+  int fd = inotify_init1(IN_CLOEXEC);
+  if (fd < 0) return false;
+  const bool watched = inotify_add_watch(fd, dir.c_str(), IN_CREATE | IN_MOVED_TO) >= 0;
+  bool seen = watched && std::filesystem::exists(dir + "/" + name);
+  for (auto until = std::chrono::steady_clock::now() + limit; watched && !seen && std::chrono::steady_clock::now() < until;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    alignas(inotify_event) char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    for (ssize_t at = 0; at < n;) {
+      auto* e = reinterpret_cast<inotify_event*>(buf + at);
+      if (e->len && name == e->name) seen = true;
+      at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+    }
+  }
+  ::close(fd);
+  return seen;
+}
+
+// A planned failover whose primary dies after PROMOTE went out. Site-b is
+// stopped the instant site-a starts to mark the handover (before PROMOTE),
+// so it cannot answer; site-a, blocked on the answer, is killed; site-b goes
+// on and takes over. Site-a's hrld started again does not know the outcome
+// and must not pass for a plain primary: its status says the handover is in
+// doubt, and tells the operator to reprotect if the other site took over.
+// Reprotect settles it, and the pair converges from site-b. (Should site-b
+// answer before the stop lands, site-a learns the outcome and there is no
+// doubt to test: the pair starts over, up to five times.)
+TEST_F(FullCycle, APrimaryKilledAfterPromoteKnowsTheHandoverIsInDoubt) {
+  std::unique_ptr<Daemon> primary, secondary;
+  bool in_doubt = false;
+  for (int attempt = 1; attempt <= 5 && !in_doubt; attempt++) {
+    if (attempt > 1) {  // a new pair: both sites' files as before the first
+      primary.reset();
+      secondary.reset();
+      std::filesystem::remove_all(dir.file("a"));
+      std::filesystem::create_directories(dir.file("a"));
+      for (const char* f : {"db0.state", "db0.role", "db0.undo", "db0.points", "db0.handover"})
+        std::filesystem::remove_all(dir.file(f));
+      FormatOptions fo;
+      fo.ring_bytes = 16 << 20;
+      fo.assume_in_sync = true;
+      format_log(File::open(log, O_RDWR), kSize / 512, fo);
+      std::filesystem::copy_file(data, replica, std::filesystem::copy_options::overwrite_existing);
+    }
+    secondary = std::make_unique<Daemon>(conf.secondary, dir.file("secondary.log"), "io_uring");
+    primary = std::make_unique<Daemon>(conf.primary, dir.file("primary.log"), "io_uring");
+    uint64_t last = write_and_close(log, data, 60 + attempt, 40);
+    wait_for(last);
+    std::thread handover([&] { run_hrlctl("failover db0 --planned " + asock); });
+    const bool marking = wait_for_file(dir.file("a"), "db0.handover.tmp", 60s);
+    ASSERT_EQ(::kill(secondary->pid(), SIGSTOP), 0);
+    ASSERT_TRUE(marking) << slurp(dir.file("primary.log"));
+    ASSERT_TRUE(wait_for_file(dir.file("a"), "db0.handover", 10s));
+    std::this_thread::sleep_for(500ms);  // PROMOTE goes out; no answer comes
+    EXPECT_EQ(primary->stop(SIGKILL), -SIGKILL);
+    handover.join();
+    ASSERT_EQ(::kill(secondary->pid(), SIGCONT), 0);
+    wait_role(bsock, "primary");  // it read PROMOTE and took over
+    in_doubt = std::filesystem::exists(dir.file("a/db0.handover"));
+    if (!in_doubt) printf("attempt %d: site-b answered PROMOTE before it was stopped; again\n", attempt);
+  }
+  ASSERT_TRUE(in_doubt) << "site-b answered before it was stopped, five times";
+
+  primary->start();
+  wait_up(asock);
+  std::this_thread::sleep_for(1s);  // it tries its peer, which listens no more
+  json a = volume(asock);
+  EXPECT_EQ(a["state"], "handover-in-doubt") << a.dump();
+  EXPECT_NE(a.value("warning", "").find("hrlctl reprotect db0"), std::string::npos) << a.dump();
+  int st = 0;
+  std::string out = run_hrlctl("reprotect db0 " + asock, &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a/db0.handover")));
+  wait_role(asock, "secondary");
+  const uint64_t last = write_and_close(log_b, replica, 62, 40);
+  wait_durable(state_a, last);
+  EXPECT_EQ(test::compare_files(data, replica), "") << "replicating from site-b";
+  EXPECT_EQ(secondary->stop(SIGTERM), 0);
+  EXPECT_EQ(primary->stop(SIGTERM), 0);
+}
+
+// The other outcome: the primary died with the mark on disk but site-b
+// never took over. Site-a's next session finds site-b still its replica at
+// this generation: the mark goes, site-a stays the primary and replicates.
+TEST_F(FullCycle, AHandoverThatDidNotHappenIsSettledByTheNextSession) {
+  Daemon secondary(conf.secondary, dir.file("secondary.log"), "io_uring");
+  uint64_t last = write_and_close(log, data, 63, 40);
+  {
+    Daemon primary(conf.primary, dir.file("primary.log"), "io_uring");
+    wait_for(last);
+    EXPECT_EQ(primary.stop(SIGKILL), -SIGKILL);
+  }
+  // As hand_over leaves it when killed between its mark and PROMOTE.
+  std::ofstream(dir.file("a/db0.handover")) << R"({"generation": 2, "seq": )" << last << "}\n";
+  last = write_and_close(log, data, 64, 40);
+  Daemon primary(conf.primary, dir.file("primary.log"), "io_uring");
+  wait_for(last);
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::filesystem::exists(dir.file("a/db0.handover")) && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("a/db0.handover")));
+  json a = volume(asock);
+  EXPECT_EQ(a["role"], "primary");
+  EXPECT_NE(a["state"], "handover-in-doubt") << a.dump();
+  EXPECT_NE(slurp(dir.file("primary.log")).find("did not happen"), std::string::npos);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
+  EXPECT_EQ(secondary.stop(SIGTERM), 0);
+  EXPECT_EQ(test::compare_files(data, replica), "");
 }
 
 }  // namespace

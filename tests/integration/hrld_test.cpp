@@ -250,7 +250,7 @@ TEST_P(Hrld, KillingEitherDaemonLosesNothingAcknowledged) {
 }
 
 TEST_P(Hrld, AReplicaOfAnotherVolumeMakesTheVolumeCritical) {
-  ReplicaState{random_uuid(), 1, (64 << 20) / 512, 3, 0, std::nullopt, 0, std::nullopt}.save(state);
+  ReplicaState{random_uuid(), 1, (64 << 20) / 512, 3, 0, std::nullopt, 0, std::nullopt, std::nullopt}.save(state);
   Daemon secondary(secondary_conf, dir.file("secondary.log"), GetParam());
   Daemon primary(primary_conf, dir.file("primary.log"), GetParam());
   {

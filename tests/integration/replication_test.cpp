@@ -200,7 +200,7 @@ TEST_F(Replication, TheReplicaEqualsThePrimary) {
 }
 
 TEST_F(Replication, AReplicaOfAnotherVolumeRefusesThePrimary) {
-  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10, 0, std::nullopt, 0, std::nullopt};
+  ReplicaState other{random_uuid(), 1, (64 << 20) / 512, 10, 0, std::nullopt, 0, std::nullopt, std::nullopt};
   other.save(state);
   {
     LogWriter w(log, data);

@@ -150,6 +150,7 @@ void run_primary(const Config& c, VolumeRuntime& rt, IoBackendKind backend) {
   opt.dm_device = v.device;
   opt.data_path = v.data;
   opt.dm_table_data = v.replica;
+  opt.handover_marker = rt.handover_marker_path();
   opt.control = &rt.operator_control;
   opt.log = [&v](const std::string& line) { log_line(v.name, line); };
   if (!v.resync_window.empty())
@@ -319,9 +320,8 @@ int main(int argc, char** argv) {
   // A failover a crash interrupted is finished first, before any operator
   // command or session can touch the replica.
   for (auto& rt : volumes) {
-    if (rt->is_primary()) continue;
     try {
-      finish_interrupted_failover(*rt);
+      if (std::string done = finish_interrupted_failover(*rt); !done.empty()) log_line(rt->config.name, done);
     } catch (const std::exception& e) {
       log_line(rt->config.name, std::string("CRITICAL: the interrupted failover cannot finish: ") + e.what());
       rt->set_state("critical", e.what());

@@ -13,6 +13,7 @@
 #include "log/format_log.h"
 #include "log/superblock.h"
 #include "net/resync_messages.h"
+#include "repl/handover_marker.h"
 #include "repl/replica_state.h"
 
 namespace hrl {
@@ -266,28 +267,58 @@ nlohmann::json commit_failover(VolumeRuntime& v) {
   }
 }
 
+namespace {
+
+// Whether the log already holds this takeover's superblock: the volume's
+// uuid at the new generation, which no earlier format of this log can have
+// (generations only grow).
+bool formatted_for(const std::string& log, const ReplicaState& st) {
+  try {
+    Superblock sb = read_superblock(File::open_direct(log, O_RDONLY));
+    return sb.uuid == st.uuid && sb.generation == st.generation;
+  } catch (const std::exception&) {  // no valid superblock: not formatted yet
+    return false;
+  }
+}
+
+// The steps of a takeover the state records, each skipped when a crash came
+// after it: the log formatted (never again once the device may have written
+// records into it), the device mapped over the replica, history cleared, the
+// role saved, and last the state without its takeover.
+void finish_takeover(VolumeRuntime& v, ReplicaState& st) {
+  if (!formatted_for(v.config.log, st)) {
+    FormatOptions fo;
+    fo.uuid = st.uuid;
+    fo.generation = st.generation;
+    fo.assume_in_sync = st.takeover->in_sync;
+    format_log(File::open(v.config.log, O_RDWR), st.data_sectors, fo);
+  }
+  // With dm-hrl, the application writes through the target from now on: map it over the replica.
+  if (!v.config.device.empty() && !dm_open_count(v.config.device))
+    dm_create(v.config.device, st.data_sectors, "hrl", v.config.replica + " " + v.config.log);
+  if (v.history) {
+    v.history->open(st.uuid, st.durable_seq);
+    v.history->clear(st.durable_seq);  // the replica is the volume now: written without before-images
+  }
+  v.set_role(VolumeConfig::Role::Primary);
+  st.takeover.reset();
+  st.save(v.state_path());
+}
+
+}  // namespace
+
 void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generation, bool in_sync) {
   const std::string& name = v.config.name;
   if (auto why = missing_for_primary(v.config); !why.empty())
     throw std::runtime_error("volume " + name + " cannot be primary on this site: " + why);
   if (!v.config.device.empty() && dm_open_count(v.config.device))
     throw std::runtime_error("/dev/mapper/" + v.config.device + " already exists on this site");
-  FormatOptions fo;
-  fo.uuid = st.uuid;
-  fo.generation = generation;
-  fo.assume_in_sync = in_sync;
-  format_log(File::open(v.config.log, O_RDWR), st.data_sectors, fo);
-  // With dm-hrl, the application writes through the target from now on: map it over the replica.
-  if (!v.config.device.empty()) dm_create(v.config.device, st.data_sectors, "hrl", v.config.replica + " " + v.config.log);
   ReplicaState next = st;
   next.generation = generation;
   next.promoted = Promotion{st.durable_seq, now_realtime_ns(), true, true};
-  next.save(v.state_path());
-  if (v.history) {
-    v.history->open(st.uuid, st.durable_seq);
-    v.history->clear(st.durable_seq);  // the replica is the volume now: written without before-images
-  }
-  v.set_role(VolumeConfig::Role::Primary);
+  next.takeover = Takeover{in_sync};
+  next.save(v.state_path());  // first: from here on a crash is finished at the next start
+  finish_takeover(v, next);
 }
 
 // This site's data becomes the replica of the volume's other site: a new
@@ -315,6 +346,7 @@ void become_secondary_after_handover(VolumeRuntime& v) {
   Superblock sb = read_superblock(File::open_direct(v.config.log, O_RDONLY));  // the kernel may have written it
   become_secondary(v, sb, sb.generation + 1, std::nullopt);
   v.operator_control.handed_over = false;
+  remove_handover_marker(v.handover_marker_path());  // the outcome is known: this site is the secondary
 }
 
 nlohmann::json request_handover(VolumeRuntime& v, const nlohmann::json& req) {
@@ -354,6 +386,7 @@ nlohmann::json reprotect(VolumeRuntime& v) {
                        ResyncCheckpoint{static_cast<uint32_t>(proto::ResyncMode::Checksum),
                                         static_cast<uint32_t>(proto::ResyncRegions::Device), HRL_REASON_OPERATOR, 0, 0,
                                         now_realtime_ns()});
+      remove_handover_marker(v.handover_marker_path());  // a handover in doubt: settled
       return {{"ok", true}, {"role", "secondary"}, {"generation", sb.generation}};
     }
     auto st = ReplicaState::load(v.state_path());
@@ -369,9 +402,19 @@ nlohmann::json reprotect(VolumeRuntime& v) {
   }
 }
 
-void finish_interrupted_failover(VolumeRuntime& v) {
+std::string finish_interrupted_failover(VolumeRuntime& v) {
   auto st = ReplicaState::load(v.state_path());
-  if (st && st->promoted && !st->promoted->complete) complete_promotion(v, *st);
+  if (!st) return {};
+  if (st->takeover) {
+    finish_takeover(v, *st);
+    return "finished the takeover a crash interrupted: this site is the primary at generation " +
+           std::to_string(st->generation);
+  }
+  if (!v.is_primary() && st->promoted && !st->promoted->complete) {
+    complete_promotion(v, *st);
+    return "finished the failover a crash interrupted: the replica is back at seq " + std::to_string(st->promoted->seq);
+  }
+  return {};
 }
 
 }  // namespace hrl

@@ -38,8 +38,9 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
 // its log; it becomes its secondary, in sync, at the next generation.
 void become_secondary_after_handover(VolumeRuntime& v);
 
-// At start: finishes an unplanned failover that a crash interrupted while it
-// moved the replica back (the state file says where it was going).
-void finish_interrupted_failover(VolumeRuntime& v);
+// At start: finishes what a crash interrupted, as the state file records it:
+// an unplanned failover moving the replica back, or a takeover (planned
+// failover, reprotect) between its state and its role. Says what it did.
+std::string finish_interrupted_failover(VolumeRuntime& v);
 
 }  // namespace hrl

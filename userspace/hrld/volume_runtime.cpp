@@ -4,6 +4,7 @@
 #include "io/file.h"
 #include "log/superblock.h"
 #include "recovery.h"
+#include "repl/handover_marker.h"
 #include "repl/replica_state.h"
 
 #include <stdio.h>
@@ -124,7 +125,20 @@ nlohmann::json VolumeRuntime::status() const {
       {"throughput_bytes_per_second", rate_},
       {"last_error", error},
   };
-  if (is_primary()) log_state(out);
+  if (is_primary()) {
+    log_state(out);
+    try {
+      if (auto m = load_handover_marker(handover_marker_path())) {
+        out["state"] = "handover-in-doubt";
+        out["warning"] = "a planned failover was in flight when hrld stopped (the other site asked to take over at "
+                         "generation " + std::to_string(m->generation) + ", seq " + std::to_string(m->seq) +
+                         "): if the other site is the primary now, run hrlctl reprotect " + config.name +
+                         " here; if it is still the secondary, the next session finds that and this site stays the primary";
+      }
+    } catch (const std::exception& e) {
+      out["last_error"] = e.what();
+    }
+  }
   out["resync"] = resync_status();
   if (stats.resync.active && state != "paused") {
     auto mode = static_cast<proto::ResyncMode>(stats.resync.mode.load());

@@ -47,6 +47,10 @@ class VolumeRuntime {
   } test_failover;
   ~VolumeRuntime();
   std::string state_path() const { return config.state_dir + "/" + config.name + ".state"; }
+  // The mark of a planned failover in flight (repl/handover_marker.h); empty without a state_dir.
+  std::string handover_marker_path() const {
+    return config.state_dir.empty() ? std::string() : config.state_dir + "/" + config.name + ".handover";
+  }
   std::atomic<bool> paused{false};
   std::atomic<bool> restart{false};  // end the session to take new settings
 

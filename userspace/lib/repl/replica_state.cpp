@@ -46,6 +46,7 @@ std::optional<ReplicaState> ReplicaState::load(const std::string& path) {
       const auto& p = j["promoted"];
       s.promoted = Promotion{p.at("seq"), p.at("at_ns"), p.at("complete"), p.at("committed")};
     }
+    if (j.contains("takeover")) s.takeover = Takeover{j["takeover"].at("in_sync")};
     return s;
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": damaged replica state (" + e.what() + ")");
@@ -69,6 +70,7 @@ void ReplicaState::save(const std::string& path) const {
                      {"at_ns", promoted->at_ns},
                      {"complete", promoted->complete},
                      {"committed", promoted->committed}};
+  if (takeover) j["takeover"] = {{"in_sync", takeover->in_sync}};
   std::string text = j.dump(2) + "\n";
   std::string tmp = path + ".tmp";
   {

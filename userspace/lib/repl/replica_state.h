@@ -34,6 +34,16 @@ struct Promotion {
   bool operator==(const Promotion&) const = default;
 };
 
+// This site is becoming the volume's primary (a planned failover's PROMOTE,
+// or a reprotect of the promoted site). Saved before the log is formatted and
+// the device mapped: a crash in between leaves it, and hrld finishes the
+// takeover at its next start instead of keeping a device mapped over a
+// replica it would still write as a secondary.
+struct Takeover {
+  bool in_sync = false;  // the new log starts in sync with the other site
+  bool operator==(const Takeover&) const = default;
+};
+
 struct ReplicaState {
   std::array<uint8_t, 16> uuid{};
   uint64_t generation = 0;
@@ -45,6 +55,7 @@ struct ReplicaState {
   std::optional<ResyncCheckpoint> resync;
   uint64_t consistent_seq = 0;
   std::optional<Promotion> promoted;
+  std::optional<Takeover> takeover;
   // Reprotect after an unplanned failover: this site's old data waits for
   // the promoted side, which has the volume's next generation. The first
   // primary of this volume with a newer generation is taken, then no other.

@@ -13,6 +13,7 @@
 #include "log/log_reader.h"
 #include "log/record_applier.h"
 #include "log/superblock.h"
+#include "repl/handover_marker.h"
 #include "repl/replica_state.h"
 #include "repl/token_bucket.h"
 
@@ -99,6 +100,7 @@ class PrimarySession {
   void operator_request();
   std::string hand_over();
   void map_again();
+  void settle_handover();
   bool replace_corrupt_log(const std::string& what);
   void watch_for_damage(const ReadResult& r, uint64_t durable_before);
   bool window_open() const { return !opt_.resync_window || opt_.resync_window(); }
@@ -180,6 +182,7 @@ void PrimarySession::handshake() {
   welcome_ = proto::decode_welcome(f.payload);
   if (welcome_.uuid != sb_.uuid || welcome_.generation != sb_.generation)
     throw SessionError("the secondary answered for another volume or lineage", false);
+  settle_handover();
   const uint64_t durable = welcome_.durable_seq;
   if (durable > stats_.durable_seq) stats_.progress++;  // the last session applied more than it could confirm
   stats_.durable_seq = durable;
@@ -490,6 +493,15 @@ std::string PrimarySession::hand_over() {
     if (dm()) map_again();
     return "refused: writes arrived during the handover; they ship now: stop the application, fail over again";
   }
+  // From PROMOTE on the other site may take over: a restart must know that.
+  if (!opt_.handover_marker.empty()) {
+    try {
+      save_handover_marker(opt_.handover_marker, {sb_.generation + 1, end - 1});
+    } catch (const std::exception& e) {  // without the mark, no PROMOTE
+      if (dm()) map_again();
+      return "refused: " + std::string(e.what()) + ": the handover could not be marked; nothing was handed over";
+    }
+  }
   peer_.send(FrameType::Promote, proto::encode(proto::Promote{sb_.generation + 1, end - 1}));
   TlsStream::Frame f;
   try {
@@ -503,6 +515,7 @@ std::string PrimarySession::hand_over() {
   }
   if (f.header.type == FrameType::Refuse) {  // nothing changed there: the volume stays here
     if (dm()) map_again();
+    if (!opt_.handover_marker.empty()) remove_handover_marker(opt_.handover_marker);
     auto r = proto::decode_refuse(f.payload);
     // The secondary ends the session after a refusal; the next one goes on replicating.
     throw SessionError("the secondary refused to take over: " + r.message, true);
@@ -519,6 +532,17 @@ std::string PrimarySession::hand_over() {
   opt_.control->handed_over = true;
   if (opt_.log) opt_.log("handed over at seq " + std::to_string(end - 1) + ": the secondary is the primary now");
   return "completed";
+}
+
+// A planned failover was in flight when this site's hrld stopped. The other
+// site welcomed this session as its primary's replica at this generation,
+// so PROMOTE never took effect there (it takes sessions one at a time: the
+// session that carried PROMOTE is over). The volume stays here.
+void PrimarySession::settle_handover() {
+  if (opt_.handover_marker.empty() || !load_handover_marker(opt_.handover_marker)) return;
+  if (dm() && !dm_open_count(opt_.dm_device)) map_again();
+  remove_handover_marker(opt_.handover_marker);
+  if (opt_.log) opt_.log("the planned failover in flight when hrld stopped did not happen: the secondary is still the replica; this site stays the primary");
 }
 
 // The dm device a handover removed, back as it was: the volume stays here.
@@ -758,7 +782,7 @@ void run_secondary_session(TlsStream& peer, const SecondaryOptions& opt, const s
     // A new pair: the replica starts where the primary's log starts and,
     // unless the log says both sides began equal, needs a whole-device
     // resync (take_seq 0: not started; the primary chooses where it starts).
-    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, 0, std::nullopt, 0, std::nullopt};
+    state = ReplicaState{hello.uuid, hello.generation, hello.data_sectors, hello.first_seq - 1, 0, std::nullopt, 0, std::nullopt, std::nullopt};
     if (!hello.in_sync_from_start)
       state->resync = ResyncCheckpoint{static_cast<uint32_t>(ResyncMode::Checksum),
                                        static_cast<uint32_t>(ResyncRegions::Device), HRL_REASON_NEW_VOLUME, 0, 0,

@@ -78,6 +78,9 @@ struct PrimaryOptions {
   // a planned failover removes the device and, if the takeover fails, maps
   // it again.
   std::string dm_table_data;
+  // Where a planned failover marks, before PROMOTE, that it is in flight
+  // (repl/handover_marker.h); empty: no mark is kept.
+  std::string handover_marker;
   std::string node;              // this node's name, sent in HELLO
   int zstd_level = 1;
   uint32_t batch_bytes = 4u << 20;
