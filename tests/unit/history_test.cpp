@@ -301,8 +301,10 @@ TEST_F(Undo, DroppingTheOldestSegmentsKeepsEveryLaterBoundary) {
   EXPECT_EQ(image_at(replica, reopened, from), reference(from));
 }
 
-// Retention by space: the journal stays near its limit, points go with the
-// history they needed, and every point still listed rebuilds exactly.
+// Retention by space, bounded from both sides: the journal stays near its
+// limit and no further below it than a segment (what retention drops at a
+// time); points go with the history they needed, every point the kept
+// history covers is still listed, and each listed rebuilds exactly.
 TEST_F(Undo, RetentionBySpaceKeepsEveryListedPointRestorable) {
   std::string replica = test::make_file(pair->dir.file("replica.img"), kData);
   const uint64_t first = records.front().header.seq;
@@ -310,18 +312,21 @@ TEST_F(Undo, RetentionBySpaceKeepsEveryListedPointRestorable) {
   History h(pair->dir.file("db0.undo"), pair->dir.file("db0.points"), keep);
   h.open(uuid, first - 1);
   std::mt19937_64 rng(33);
-  unsigned added = 0;
+  std::vector<uint64_t> added;
   replicate(replica, h, rng, 0, SIZE_MAX, [&](uint64_t seq) {
     h.add_point(seq, PointKind::Crash, "");
-    added++;
+    added.push_back(seq);
     h.prune(now_realtime_ns());
   });
   EXPECT_LE(h.size_bytes(), keep.max_bytes + keep.segment_bytes + (4 << 20)) << "the limit, give or take a batch";
+  EXPECT_GE(h.size_bytes(), keep.max_bytes - keep.segment_bytes) << "retention dropped more than the limit asks";
   EXPECT_GT(h.oldest_boundary(), first - 1) << "nothing was pruned: the test proves nothing";
   auto points = h.points();
   ASSERT_FALSE(points.empty());
-  EXPECT_LT(points.size(), added);
+  EXPECT_LT(points.size(), added.size());
   EXPECT_GE(points.front().seq, h.oldest_boundary());
+  const auto covered = std::count_if(added.begin(), added.end(), [&](uint64_t s) { return s >= h.oldest_boundary(); });
+  EXPECT_EQ(static_cast<long>(points.size()), covered) << "a point the kept history covers was dropped";
   for (size_t i : {size_t{0}, points.size() / 2, points.size() - 1})
     EXPECT_EQ(image_of(replica, h, points[i].seq), reference(points[i].seq)) << "point at seq " << points[i].seq;
 }
@@ -341,11 +346,24 @@ TEST_F(Undo, RetentionByAgeKeepsTheWindowRestorable) {
   const uint64_t half_seq = records[half - 1].header.seq;
   std::this_thread::sleep_for(std::chrono::duration<double>(window + 0.5));  // the first half leaves the window
   const uint64_t window_start = now_realtime_ns() - static_cast<uint64_t>(window * 1e9);
-  replicate(replica, h, rng, half, SIZE_MAX, point_each_batch);
-  h.prune(now_realtime_ns());
+  // The window's points spread over more than half of it, so that a window
+  // cut short drops some of them.
+  const size_t three_quarters = half + (records.size() - half) / 2;
+  replicate(replica, h, rng, half, three_quarters, point_each_batch);
+  std::this_thread::sleep_for(std::chrono::duration<double>(window * 0.6));
+  replicate(replica, h, rng, three_quarters, SIZE_MAX, point_each_batch);
+  const auto before = h.points();
+  const uint64_t now = now_realtime_ns();
+  h.prune(now);
   auto points = h.points();
   ASSERT_FALSE(points.empty());
   for (const auto& p : points) EXPECT_GE(p.created_ns, window_start) << "point at seq " << p.seq << " outlived the window";
+  // And from the other side: every point inside the window stays.
+  const auto inside = std::count_if(before.begin(), before.end(), [&](const RecoveryPoint& p) {
+    return p.created_ns >= now - static_cast<uint64_t>(window * 1e9);
+  });
+  EXPECT_GT(inside, 0);
+  EXPECT_EQ(static_cast<long>(points.size()), inside) << "a point inside the window was dropped";
   EXPECT_GT(h.oldest_boundary(), first - 1) << "nothing was pruned";
   EXPECT_LE(h.oldest_boundary(), half_seq) << "the window's oldest moment (seq " << half_seq << ") can no longer be rebuilt";
   EXPECT_EQ(image_of(replica, h, half_seq), reference(half_seq));
