@@ -226,6 +226,54 @@ TEST_F(Failover, AResyncingReplicaIsRefused) {
 }
 
 // Both sites configured for either role: site-a is the volume's home.
+// An unplanned failover with no point, the primary site lost: the replica
+// becomes the primary as it last held it (every record it made durable),
+// with history and without. Without history a point is refused and nothing
+// changes; commit keeps the image.
+class FailoverToTheLatest : public Failover, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(FailoverToTheLatest, TheReplicaIsThePrimaryAsItLastHeldIt) {
+  const bool history = GetParam();
+  if (!history) conf = test::write_pair_configs(dir.path(), log, data, replica, "", "history = false\n");
+  Daemon secondary(conf.secondary, dir.file("secondary.log"), "io_uring");
+  Daemon primary(conf.primary, dir.file("primary.log"), "io_uring");
+  std::mt19937_64 rng(history ? 71 : 72);
+  uint64_t last = 0;
+  {
+    LogWriter w(log, data);
+    write_some(w, rng, 60);
+    w.mark("earlier");
+    last = write_some(w, rng, 60);  // the latest state is after the last point
+    w.close();
+  }
+  wait_for(last);
+  const uint64_t latest = test::file_checksum(data);
+  EXPECT_EQ(primary.stop(SIGKILL), -SIGKILL);  // the primary site is lost
+  if (!history) {
+    expect_refused("failover db0 --point 1 " + bsock, "keeps no history");
+    EXPECT_FALSE(ReplicaState::load(state)->promoted) << "a refused failover changed the state";
+  }
+  int st = 0;
+  std::string out = run_hrlctl("failover db0 " + bsock, &st);
+  ASSERT_EQ(st, 0) << out << slurp(dir.file("secondary.log"));
+  EXPECT_EQ(test::file_checksum(replica), latest) << "the replica is not the primary as it last held it";
+  auto s = ReplicaState::load(state);
+  ASSERT_TRUE(s && s->promoted);
+  EXPECT_EQ(s->promoted->seq, last);
+  EXPECT_EQ(s->durable_seq, last);
+  EXPECT_TRUE(s->promoted->complete);
+  EXPECT_EQ(s->generation, 2u);
+  EXPECT_EQ(volume(bsock)["state"], "failed-over");
+  out = run_hrlctl("commit db0 " + bsock, &st);
+  EXPECT_EQ(st, 0) << out;
+  EXPECT_EQ(volume(bsock)["state"], "promoted");
+  EXPECT_EQ(test::file_checksum(replica), latest);
+  EXPECT_EQ(secondary.stop(SIGTERM), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(History, FailoverToTheLatest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "kept" : "off"; });
+
 class FullCycle : public Failover {
  protected:
   std::string log_b = test::make_file(dir.file("log-b.img"), 24 << 20);
