@@ -466,6 +466,35 @@ TEST_F(FullCycle, FailoverReprotectAndFailbackKeepTheSitesEqual) {
   EXPECT_EQ(primary.stop(SIGTERM), 0);
 }
 
+// A planned failover asked for while the replica still lags: the primary
+// ships at 4 MB/s and its writer has just closed several MiB ahead. The
+// drain ships the rest before the verify; nothing is lost, no resync runs,
+// and site-b takes over at the writer's last record.
+TEST_F(FullCycle, APlannedFailoverDrainsWhatTheReplicaLacks) {
+  std::ofstream(conf.primary, std::ios::app) << "bandwidth = \"4M\"\n";
+  Daemon secondary(conf.secondary, dir.file("secondary.log"), "io_uring");
+  Daemon primary(conf.primary, dir.file("primary.log"), "io_uring");
+  const uint64_t last = write_and_close(log, data, 81, 150);
+  const uint64_t lagging = durable();
+  EXPECT_LT(lagging, last) << "the replica had caught up: the drain is not exercised";
+  int st = 0;
+  std::string out = run_hrlctl("failover db0 --planned " + asock, &st);
+  ASSERT_EQ(st, 0) << out << slurp(dir.file("primary.log"));
+  wait_role(bsock, "primary");
+  wait_role(asock, "secondary");
+  printf("the replica was at seq %llu of %llu when the failover began\n", static_cast<unsigned long long>(lagging),
+         static_cast<unsigned long long>(last));
+  auto b = ReplicaState::load(state);
+  ASSERT_TRUE(b && b->promoted);
+  EXPECT_EQ(b->promoted->seq, last) << "site-b took over before the writer's last record";
+  EXPECT_EQ(b->generation, 2u);
+  EXPECT_EQ(test::compare_files(data, replica), "");
+  EXPECT_EQ(slurp(dir.file("primary.log")).find("starting checksum"), std::string::npos) << "a resync ran";
+  EXPECT_EQ(slurp(dir.file("secondary.log")).find("starting checksum"), std::string::npos) << "a resync ran";
+  EXPECT_EQ(secondary.stop(SIGTERM), 0);
+  EXPECT_EQ(primary.stop(SIGTERM), 0);
+}
+
 // Waits for `name` to appear in `dir` (created or renamed into it) and
 // returns at once: the instant the caller acts on is the file's arrival.
 bool wait_for_file(const std::string& dir, const std::string& name, std::chrono::seconds limit) {
