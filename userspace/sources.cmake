@@ -2,6 +2,7 @@
 set(HRL_LIB_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/env.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/file.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/lib/io/zero_bytes.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/io_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/uring_backend.cpp
   ${CMAKE_CURRENT_LIST_DIR}/lib/io/aio_backend.cpp

@@ -8,17 +8,12 @@
 #include <stdexcept>
 
 #include "io/env.h"
+#include "io/zero_bytes.h"
 
 namespace hrl {
 namespace {
 
 constexpr uint64_t kCopyChunk = 1 << 20;
-
-bool all_zero(const std::byte* p, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (p[i] != std::byte{0}) return false;
-  return true;
-}
 
 // The image to write: an existing block device as it is, else a file made
 // anew at the replica's size, whose zero blocks can stay holes. A device is
@@ -80,7 +75,7 @@ void build_point_image(History& history, const std::string& replica_path, uint64
     auto n = static_cast<size_t>(std::min(kCopyChunk, size - off));
     std::span<std::byte> part(buf.data(), n);
     replica.read_at(part, off);
-    if (!(holes_read_zero && all_zero(part.data(), n))) image.write_at(part, off);
+    if (!(holes_read_zero && all_zero(part))) image.write_at(part, off);
     if (progress) progress->copied_bytes += n;
   }
   // Taken after the copy: it covers every record the copy may have seen.

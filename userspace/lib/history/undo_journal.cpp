@@ -14,6 +14,7 @@
 #include <hrl/log_format.h>
 
 #include "io/env.h"
+#include "io/zero_bytes.h"
 #include "log/superblock.h"
 
 namespace hrl {
@@ -57,10 +58,6 @@ static_assert(sizeof(RawEntry) == 64);
 
 uint64_t image_bytes(const RawEntry& e) {
   return le32toh(e.flags) & kEntryZero ? 0 : uint64_t{le32toh(e.sectors)} * HRL_SECTOR_SIZE;
-}
-
-bool all_zero(std::span<const std::byte> b) {
-  return std::all_of(b.begin(), b.end(), [](std::byte x) { return x == std::byte{0}; });
 }
 
 std::string segment_name(uint64_t from_seq) {

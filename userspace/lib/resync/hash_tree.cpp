@@ -13,14 +13,6 @@ Hash128 xxh3_128(std::span<const std::byte> bytes) {
   return {h.low64, h.high64};
 }
 
-bool all_zero(std::span<const std::byte> bytes) {
-  // The first word is zero and the buffer equals itself shifted by a word.
-  if (bytes.size() < 8) return std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0}; });
-  uint64_t first;
-  std::memcpy(&first, bytes.data(), 8);
-  return first == 0 && std::memcmp(bytes.data(), bytes.data() + 8, bytes.size() - 8) == 0;
-}
-
 void build_tree(uint64_t chunk, std::span<const std::byte> data, ChunkTree& out) {
   if (data.size() > kChunkBytes || data.size() % 512)
     throw std::invalid_argument("hash tree: a chunk is at most 1 MiB of whole sectors");

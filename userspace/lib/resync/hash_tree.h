@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <span>
 
+#include "io/zero_bytes.h"
+
 namespace hrl {
 
 inline constexpr uint32_t kChunkBytes = 1u << 20;
@@ -29,7 +31,6 @@ struct Hash128 {
 };
 
 Hash128 xxh3_128(std::span<const std::byte> bytes);
-bool all_zero(std::span<const std::byte> bytes);
 
 // Nodes at a level, and where that level starts in ChunkTree::nodes.
 constexpr unsigned level_width(unsigned level) { return 1u << (2 * level); }
