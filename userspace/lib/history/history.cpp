@@ -100,10 +100,8 @@ HistorySpace History::space() const {
 bool History::drop_for_space() {
   auto segs = journal_->segments();
   if (segs.size() < 2 || (!pins_.empty() && segs[1].from_seq > *pins_.begin())) return false;
-  const size_t before = catalog_.list().size();
   journal_->drop_oldest_segment();
-  catalog_.drop_before(journal_->from_seq());
-  const size_t points = before - catalog_.list().size();
+  const size_t points = catalog_.drop_before(journal_->from_seq());
   space_.dropped_segments++;
   space_.dropped_points += points;
   say("history: its file system keeps less than " + std::to_string(reserve() >> 20) +
@@ -112,9 +110,11 @@ bool History::drop_for_space() {
   return true;
 }
 
+// Unlike retention, suspension does not wait for pins: replication must go
+// on. An image being built still completes: its plan holds the segments it
+// reads open, and the files' space comes back once it is done.
 void History::suspend(uint64_t boundary, const std::string& why) {
-  const size_t points = catalog_.list().size();
-  catalog_.drop_before(UINT64_MAX);
+  const size_t points = catalog_.drop_before(UINT64_MAX);
   try {
     restart_locked(boundary);  // frees what the journal held
   } catch (const std::exception&) {  // no room even for that: the old journal stays, unused

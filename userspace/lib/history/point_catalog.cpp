@@ -113,15 +113,18 @@ std::optional<RecoveryPoint> PointCatalog::find(int64_t id) const {
   return row_point(st.get());
 }
 
-void PointCatalog::drop_where(const char* sql, uint64_t value) {
+size_t PointCatalog::drop_where(const char* sql, uint64_t value) {
   Statement st(db_, sql, path_);
   // SQLite integers are signed: beyond INT64_MAX every seq and time is below.
   sqlite3_bind_int64(st.get(), 1, static_cast<int64_t>(std::min<uint64_t>(value, INT64_MAX)));
   st.step(path_);
+  return static_cast<size_t>(sqlite3_changes(db_));
 }
 
-void PointCatalog::drop_before(uint64_t seq) { drop_where("DELETE FROM points WHERE seq < ?", seq); }
-void PointCatalog::drop_after(uint64_t seq) { drop_where("DELETE FROM points WHERE seq > ?", seq); }
-void PointCatalog::drop_created_before(uint64_t ns) { drop_where("DELETE FROM points WHERE created_ns < ?", ns); }
+size_t PointCatalog::drop_before(uint64_t seq) { return drop_where("DELETE FROM points WHERE seq < ?", seq); }
+size_t PointCatalog::drop_after(uint64_t seq) { return drop_where("DELETE FROM points WHERE seq > ?", seq); }
+size_t PointCatalog::drop_created_before(uint64_t ns) {
+  return drop_where("DELETE FROM points WHERE created_ns < ?", ns);
+}
 
 }  // namespace hrl

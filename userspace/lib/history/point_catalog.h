@@ -35,16 +35,17 @@ class PointCatalog {
   int64_t add(uint64_t seq, PointKind kind, const std::string& name, uint64_t created_ns);
   std::vector<RecoveryPoint> list() const;  // oldest first
   std::optional<RecoveryPoint> find(int64_t id) const;
+  // Each drop returns how many points went.
   // Drops the points before seq: the images they stand for cannot be rebuilt any more.
-  void drop_before(uint64_t seq);
+  size_t drop_before(uint64_t seq);
   // Drops the points after seq: the replica went back past them (a failover).
-  void drop_after(uint64_t seq);
+  size_t drop_after(uint64_t seq);
   // Drops the points taken before created_ns (retention by age).
-  void drop_created_before(uint64_t created_ns);
+  size_t drop_created_before(uint64_t created_ns);
 
  private:
   void exec(const char* sql) const;
-  void drop_where(const char* sql, uint64_t value);
+  size_t drop_where(const char* sql, uint64_t value);
   sqlite3* db_ = nullptr;
   std::string path_;
 };
