@@ -10,6 +10,7 @@
 #include <sys/inotify.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -225,7 +226,6 @@ TEST_F(Failover, AResyncingReplicaIsRefused) {
   EXPECT_EQ(after->resync, s.resync);
 }
 
-// Both sites configured for either role: site-a is the volume's home.
 // Crash-consistent points, which the secondary takes on its own every
 // point_interval: each rebuilds the primary's data as it was at its seq.
 // The writer pauses after each round, so points fall where the test knows
@@ -314,6 +314,7 @@ TEST_P(FailoverToTheLatest, TheReplicaIsThePrimaryAsItLastHeldIt) {
 INSTANTIATE_TEST_SUITE_P(History, FailoverToTheLatest, ::testing::Bool(),
                          [](const auto& info) { return info.param ? "kept" : "off"; });
 
+// Both sites configured for either role: site-a is the volume's home.
 class FullCycle : public Failover {
  protected:
   std::string log_b = test::make_file(dir.file("log-b.img"), 24 << 20);
@@ -495,27 +496,40 @@ TEST_F(FullCycle, APlannedFailoverDrainsWhatTheReplicaLacks) {
   EXPECT_EQ(primary.stop(SIGTERM), 0);
 }
 
-// Waits for `name` to appear in `dir` (created or renamed into it) and
-// returns at once: the instant the caller acts on is the file's arrival.
-bool wait_for_file(const std::string& dir, const std::string& name, std::chrono::seconds limit) {
-  int fd = inotify_init1(IN_CLOEXEC);
-  if (fd < 0) return false;
-  const bool watched = inotify_add_watch(fd, dir.c_str(), IN_CREATE | IN_MOVED_TO) >= 0;
-  bool seen = watched && std::filesystem::exists(dir + "/" + name);
-  for (auto until = std::chrono::steady_clock::now() + limit; watched && !seen && std::chrono::steady_clock::now() < until;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    alignas(inotify_event) char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    for (ssize_t at = 0; at < n;) {
-      auto* e = reinterpret_cast<inotify_event*>(buf + at);
-      if (e->len && name == e->name) seen = true;
-      at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
-    }
+// Files arriving in a directory (created or renamed into it), watched from
+// its construction on: wait() returns the instant the named one arrives.
+class FileWatch {
+ public:
+  explicit FileWatch(std::string dir) : dir_(std::move(dir)), fd_(inotify_init1(IN_CLOEXEC)) {
+    if (fd_ < 0 || inotify_add_watch(fd_, dir_.c_str(), IN_CREATE | IN_MOVED_TO) < 0)
+      throw std::runtime_error("inotify on " + dir_ + ": " + strerror(errno));
   }
-  ::close(fd);
-  return seen;
-}
+  ~FileWatch() { ::close(fd_); }
+  FileWatch(const FileWatch&) = delete;
+  FileWatch& operator=(const FileWatch&) = delete;
+
+  bool wait(const std::string& name, std::chrono::seconds limit) {
+    if (seen_.count(name)) return true;
+    for (auto until = std::chrono::steady_clock::now() + limit; std::chrono::steady_clock::now() < until;) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      alignas(inotify_event) char buf[4096];
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      for (ssize_t at = 0; at < n;) {
+        auto* e = reinterpret_cast<inotify_event*>(buf + at);
+        if (e->len) seen_.insert(e->name);
+        at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+      }
+      if (seen_.count(name)) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::string dir_;
+  int fd_;
+  std::set<std::string> seen_;
+};
 
 // A planned failover whose primary dies after PROMOTE went out. Site-b is
 // stopped the instant site-a starts to mark the handover (before PROMOTE),
@@ -547,12 +561,13 @@ TEST_F(FullCycle, APrimaryKilledAfterPromoteKnowsTheHandoverIsInDoubt) {
     primary = std::make_unique<Daemon>(conf.primary, dir.file("primary.log"), "io_uring");
     uint64_t last = write_and_close(log, data, 60 + attempt, 40);
     wait_for(last);
+    FileWatch watch(dir.file("a"));
     std::thread handover([&] { run_hrlctl("failover db0 --planned " + asock); });
-    const bool marking = wait_for_file(dir.file("a"), "db0.handover.tmp", 60s);
+    const bool marking = watch.wait("db0.handover.tmp", 60s);
     ASSERT_EQ(::kill(secondary->pid(), SIGSTOP), 0);
     ASSERT_TRUE(marking) << slurp(dir.file("primary.log"));
-    ASSERT_TRUE(wait_for_file(dir.file("a"), "db0.handover", 10s));
-    std::this_thread::sleep_for(500ms);  // PROMOTE goes out; no answer comes
+    ASSERT_TRUE(watch.wait("db0.handover", 10s));
+    std::this_thread::sleep_for(1500ms);  // PROMOTE goes out (a send after a directory fsync); no answer comes
     EXPECT_EQ(primary->stop(SIGKILL), -SIGKILL);
     handover.join();
     ASSERT_EQ(::kill(secondary->pid(), SIGCONT), 0);

@@ -234,7 +234,6 @@ TEST_P(ResyncKill, ResumesFromItsCheckpoint) {
   // The resumed pass reads from the checkpoint on (the secondary may have
   // saved a later one as the session broke), not the whole device.
   EXPECT_LE(r["read_bytes"].get<uint64_t>(), kSize - cursor * kChunkBytes) << r.dump();
-  EXPECT_LE(r["read_bytes"].get<uint64_t>(), kSize * 3 / 4);
   EXPECT_NE(slurp(dir.file("primary.log")).find("resum"), std::string::npos);
 }
 

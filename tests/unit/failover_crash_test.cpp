@@ -11,7 +11,10 @@
 // here (no dm on the host): the VM tier's failover scenario maps it.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <map>
 #include <random>
 
 #include "fault_env.h"
@@ -130,6 +133,67 @@ TEST_F(Takeover, ACrashAtEachCallIsFinishedAtTheNextStartOrNeverBegan) {
          secondary);
   EXPECT_GT(primary, 0);
   EXPECT_GT(secondary, 0);
+}
+
+// A takeover that fails (ENOSPC or EIO at one call, or at every call of one
+// kind: a full or failing state directory), not a crash. Answered with a
+// refusal, site-a maps its device again and goes on as the primary, so a
+// takeover that throws must have left this site the secondary it was, now
+// and after a restart. Only when undoing failed too (TakeoverUnsettled:
+// site-a gets no answer and stays in doubt) may the next start finish it.
+TEST_F(Takeover, AFailureAtEachCallIsUndoneOrLeftUnsettled) {
+  std::map<test::FsOp, uint64_t> calls;
+  {
+    fresh_secondary();
+    test::FaultEnv faults(dir.path());
+    test::ScopedEnv in_use(faults);
+    faults.sync_all();
+    VolumeRuntime rt(cfg);
+    faults.clear();
+    become_primary(rt, before, kOldGeneration + 1, true);
+    for (test::FsOp op : test::kAllFsOps) calls[op] = faults.calls(op);
+  }
+  int undone = 0, unsettled = 0, done = 0;
+  for (test::FsOp op : test::kAllFsOps)
+    for (int err : {ENOSPC, EIO})
+      for (uint64_t n = 0; n <= calls[op]; n++) {  // 0: every call of op fails
+        SCOPED_TRACE(std::string(test::fs_op_name(op)) + (n ? " call " + std::to_string(n) : " every call") + " fails: " +
+                     strerror(err));
+        fresh_secondary();
+        test::FaultEnv faults(dir.path());
+        enum { Done, Refused, Unsettled } outcome = Done;
+        {
+          test::ScopedEnv in_use(faults);
+          faults.sync_all();
+          VolumeRuntime rt(cfg);
+          if (n)
+            faults.fail_at(op, n, err);
+          else
+            faults.fail_always(op, err);
+          try {
+            become_primary(rt, before, kOldGeneration + 1, true);
+          } catch (const TakeoverUnsettled&) {
+            outcome = Unsettled;
+          } catch (const std::exception&) {
+            outcome = Refused;
+          }
+          faults.clear();
+          if (outcome == Refused) {
+            EXPECT_FALSE(rt.is_primary()) << "a refused takeover left the role primary";
+          }
+        }
+        const bool primary = check_after_restart();
+        if (outcome == Refused) {
+          EXPECT_FALSE(primary) << "a refused takeover was finished at the next start";
+        } else if (outcome == Done) {
+          EXPECT_TRUE(primary);
+        }
+        (outcome == Refused ? undone : outcome == Unsettled ? unsettled : done)++;
+        if (HasFailure()) return;
+      }
+  printf("%d failures injected: %d undone (refused), %d unsettled (no answer), %d without effect\n",
+         undone + unsettled + done, undone, unsettled, done);
+  EXPECT_GT(undone, 0);
 }
 
 // An unplanned failover to a point, and its commit, interrupted at each

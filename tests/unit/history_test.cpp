@@ -319,7 +319,12 @@ TEST_F(Undo, RetentionBySpaceKeepsEveryListedPointRestorable) {
     h.prune(now_realtime_ns());
   });
   EXPECT_LE(h.size_bytes(), keep.max_bytes + keep.segment_bytes + (4 << 20)) << "the limit, give or take a batch";
-  EXPECT_GE(h.size_bytes(), keep.max_bytes - keep.segment_bytes) << "retention dropped more than the limit asks";
+  // A segment rolls over after the batch that filled it, so it can exceed
+  // segment_bytes: the bound is the largest segment on disk.
+  uint64_t largest = 0;
+  for (const auto& e : std::filesystem::directory_iterator(pair->dir.file("db0.undo")))
+    largest = std::max<uint64_t>(largest, e.file_size());
+  EXPECT_GE(h.size_bytes() + largest, keep.max_bytes) << "retention dropped more than the limit asks";
   EXPECT_GT(h.oldest_boundary(), first - 1) << "nothing was pruned: the test proves nothing";
   auto points = h.points();
   ASSERT_FALSE(points.empty());

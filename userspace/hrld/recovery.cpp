@@ -271,14 +271,18 @@ namespace {
 
 // Whether the log already holds this takeover's superblock: the volume's
 // uuid at the new generation, which no earlier format of this log can have
-// (generations only grow).
+// (generations only grow). Only a log that is not an hrl log at all reads
+// as unformatted; an I/O error is an error, never a reason to format.
 bool formatted_for(const std::string& log, const ReplicaState& st) {
+  Superblock sb;
   try {
-    Superblock sb = read_superblock(File::open_direct(log, O_RDONLY));
-    return sb.uuid == st.uuid && sb.generation == st.generation;
-  } catch (const std::exception&) {  // no valid superblock: not formatted yet
+    sb = read_superblock(File::open_direct(log, O_RDONLY));
+  } catch (const std::system_error&) {
+    throw;
+  } catch (const std::runtime_error&) {  // no valid superblock slot: not formatted yet
     return false;
   }
+  return sb.uuid == st.uuid && sb.generation == st.generation;
 }
 
 // The steps of a takeover the state records, each skipped when a crash came
@@ -286,7 +290,8 @@ bool formatted_for(const std::string& log, const ReplicaState& st) {
 // records into it), the device mapped over the replica, history cleared, the
 // role saved, and last the state without its takeover.
 void finish_takeover(VolumeRuntime& v, ReplicaState& st) {
-  if (!formatted_for(v.config.log, st)) {
+  const bool mapped = !v.config.device.empty() && dm_open_count(v.config.device).has_value();
+  if (!mapped && !formatted_for(v.config.log, st)) {  // a mapped device may have written records: never again
     FormatOptions fo;
     fo.uuid = st.uuid;
     fo.generation = st.generation;
@@ -294,21 +299,42 @@ void finish_takeover(VolumeRuntime& v, ReplicaState& st) {
     format_log(File::open(v.config.log, O_RDWR), st.data_sectors, fo);
   }
   // With dm-hrl, the application writes through the target from now on: map it over the replica.
-  if (!v.config.device.empty() && !dm_open_count(v.config.device))
+  if (!v.config.device.empty() && !mapped)
     dm_create(v.config.device, st.data_sectors, "hrl", v.config.replica + " " + v.config.log);
   if (v.history) {
     v.history->open(st.uuid, st.durable_seq);
     v.history->clear(st.durable_seq);  // the replica is the volume now: written without before-images
   }
   v.set_role(VolumeConfig::Role::Primary);
+  remove_handover_marker(v.handover_marker_path());  // one this site left as a primary before is stale now
   st.takeover.reset();
   st.save(v.state_path());
+}
+
+// A takeover that failed (not a crash): back to the secondary it was, so
+// that refusing PROMOTE is the truth. When even that fails, the outcome is
+// unsettled: the state still records the takeover, which the next start
+// finishes, and the primary must get no answer at all.
+void undo_takeover(VolumeRuntime& v, const ReplicaState& before, bool device_was_mapped) {
+  try {
+    if (!v.config.device.empty() && !device_was_mapped && dm_open_count(v.config.device)) dm_remove(v.config.device);
+    v.set_role(VolumeConfig::Role::Secondary);  // always: a failed save may have renamed the file before failing
+    before.save(v.state_path());
+  } catch (const std::exception& e) {
+    throw TakeoverUnsettled(std::string("the takeover failed and could not be undone (") + e.what() +
+                            "): it is finished when hrld starts again");
+  }
 }
 
 }  // namespace
 
 void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generation, bool in_sync) {
   const std::string& name = v.config.name;
+  if (st.takeover) {  // one that could not be undone (a reprotect run again): finish it
+    ReplicaState pending = st;
+    finish_takeover(v, pending);
+    return;
+  }
   if (auto why = missing_for_primary(v.config); !why.empty())
     throw std::runtime_error("volume " + name + " cannot be primary on this site: " + why);
   if (!v.config.device.empty() && dm_open_count(v.config.device))
@@ -317,8 +343,13 @@ void become_primary(VolumeRuntime& v, const ReplicaState& st, uint64_t generatio
   next.generation = generation;
   next.promoted = Promotion{st.durable_seq, now_realtime_ns(), true, true};
   next.takeover = Takeover{in_sync};
-  next.save(v.state_path());  // first: from here on a crash is finished at the next start
-  finish_takeover(v, next);
+  try {
+    next.save(v.state_path());  // first: from here on a crash is finished at the next start
+    finish_takeover(v, next);
+  } catch (const std::exception&) {
+    undo_takeover(v, st, false);
+    throw;
+  }
 }
 
 // This site's data becomes the replica of the volume's other site: a new

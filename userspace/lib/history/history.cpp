@@ -111,8 +111,9 @@ bool History::drop_for_space() {
 }
 
 // Unlike retention, suspension does not wait for pins: replication must go
-// on. An image being built still completes: its plan holds the segments it
-// reads open, and the files' space comes back once it is done.
+// on. An image whose plan is taken already completes (the plan holds its
+// segments open); one still copying the replica fails with a clear error
+// when it asks for its plan, as its point is gone.
 void History::suspend(uint64_t boundary, const std::string& why) {
   const size_t points = catalog_.drop_before(UINT64_MAX);
   try {

@@ -498,6 +498,10 @@ std::string PrimarySession::hand_over() {
     try {
       save_handover_marker(opt_.handover_marker, {sb_.generation + 1, end - 1});
     } catch (const std::exception& e) {  // without the mark, no PROMOTE
+      try {  // nor a mark left behind by a write that failed after its rename
+        remove_handover_marker(opt_.handover_marker);
+      } catch (const std::exception&) {  // the next session finds it and settles it
+      }
       if (dm()) map_again();
       return "refused: " + std::string(e.what()) + ": the handover could not be marked; nothing was handed over";
     }
@@ -508,10 +512,12 @@ std::string PrimarySession::hand_over() {
     f = peer_.receive();
   } catch (const std::exception& e) {
     // PROMOTE went out: the other site may have taken over. Mapping the
-    // device again could make two primaries; it stays unmapped.
+    // device again could make two primaries; it stays unmapped. With the
+    // handover marked, sessions go on: the next one the other site
+    // welcomes settles it (settle_handover), and none can ship meanwhile.
     throw SessionError(std::string("no answer to PROMOTE (") + e.what() +
                            "): the other site may be the primary now; check it before anything else",
-                       false);
+                       !opt_.handover_marker.empty());
   }
   if (f.header.type == FrameType::Refuse) {  // nothing changed there: the volume stays here
     if (dm()) map_again();
@@ -523,7 +529,7 @@ std::string PrimarySession::hand_over() {
   if (f.header.type != FrameType::Promoted)
     throw SessionError(std::string("expected PROMOTED, got ") + proto::frame_type_name(f.header.type) +
                            ": the other site may be the primary now; check it before anything else",
-                       false);
+                       !opt_.handover_marker.empty());
   auto p = proto::decode_promote(f.payload);
   if (p.generation != sb_.generation + 1 || p.last_seq != end - 1)
     throw SessionError("the secondary took over at generation " + std::to_string(p.generation) + ", seq " +
@@ -539,7 +545,13 @@ std::string PrimarySession::hand_over() {
 // so PROMOTE never took effect there (it takes sessions one at a time: the
 // session that carried PROMOTE is over). The volume stays here.
 void PrimarySession::settle_handover() {
-  if (opt_.handover_marker.empty() || !load_handover_marker(opt_.handover_marker)) return;
+  if (opt_.handover_marker.empty()) return;
+  auto marker = load_handover_marker(opt_.handover_marker);
+  if (!marker) return;
+  if (marker->generation != sb_.generation + 1) {  // left from an earlier generation: stale
+    remove_handover_marker(opt_.handover_marker);
+    return;
+  }
   if (dm() && !dm_open_count(opt_.dm_device)) map_again();
   remove_handover_marker(opt_.handover_marker);
   if (opt_.log) opt_.log("the planned failover in flight when hrld stopped did not happen: the secondary is still the replica; this site stays the primary");
@@ -725,6 +737,8 @@ void take_over(TlsStream& peer, const TlsStream::Frame& f, const SecondaryOption
                std::to_string(state.generation));
   try {
     opt.take_over(state, p.generation);
+  } catch (const TakeoverUnsettled&) {
+    throw;  // no answer: the primary must not take it for a refusal
   } catch (const std::exception& e) {
     refuse(peer, proto::RefuseCode::Internal, std::string("the takeover failed: ") + e.what());
   }

@@ -20,6 +20,14 @@ namespace hrl {
 class History;
 struct ReplicaState;
 
+// A takeover (PROMOTE) that failed and could not be undone: the site's
+// state still records it, and its next start finishes it. The primary gets
+// no answer, not a refusal, and stays in doubt.
+class TakeoverUnsettled : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class SessionError : public std::runtime_error {
  public:
   SessionError(const std::string& what, bool recoverable) : std::runtime_error(what), recoverable_(recoverable) {}
