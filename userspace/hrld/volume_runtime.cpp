@@ -32,15 +32,7 @@ VolumeRuntime::VolumeRuntime(const VolumeConfig& cfg) : config(cfg), role_(cfg.r
 void VolumeRuntime::set_role(Role r) {
   if (config.state_dir.empty())
     throw std::runtime_error("volume " + config.name + " has no state_dir here: it cannot change roles");
-  std::string tmp = role_path() + ".tmp";
-  std::string text = r == Role::Primary ? "primary\n" : "secondary\n";
-  {
-    File f = File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
-    f.datasync();
-  }
-  rename_file(tmp, role_path());
-  sync_directory(config.state_dir);
+  replace_file(role_path(), r == Role::Primary ? "primary\n" : "secondary\n");
   role_ = r;
 }
 

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <new>
 
 namespace hrl {
@@ -128,6 +129,17 @@ AlignedBuffer::AlignedBuffer(size_t bytes) : size_(bytes) {
 void sync_directory(const std::string& dir) {
   File d = File::open(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
   if (d.env_->fsync(d.fd()) < 0) throw_errno(errno, "fsync " + d.path());
+}
+
+void replace_file(const std::string& path, std::string_view text) {
+  const std::string tmp = path + ".tmp";
+  {
+    File f = File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
+    f.datasync();
+  }
+  rename_file(tmp, path);
+  sync_directory(std::filesystem::path(path).parent_path().string());
 }
 
 void rename_file(const std::string& from, const std::string& to) {

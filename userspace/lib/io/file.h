@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace hrl {
@@ -71,6 +72,11 @@ void remove_file(const std::string& path);
 
 // fsync(2) of a directory: a file created, renamed or unlinked in it stays so.
 void sync_directory(const std::string& dir);
+
+// Replaces the file at `path` with `text` so that a crash leaves the old
+// contents or the new, never a mix: `path`.tmp written and synced, renamed
+// over it, the directory synced. Durable on return.
+void replace_file(const std::string& path, std::string_view text);
 
 // Memory aligned for O_DIRECT (4 KiB covers 512e and 4Kn devices).
 class AlignedBuffer {

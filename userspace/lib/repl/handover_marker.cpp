@@ -18,15 +18,7 @@ std::string directory_of(const std::string& path) { return std::filesystem::path
 }  // namespace
 
 void save_handover_marker(const std::string& path, const HandoverMarker& m) {
-  const std::string text = nlohmann::json{{"generation", m.generation}, {"seq", m.seq}}.dump() + "\n";
-  const std::string tmp = path + ".tmp";
-  {
-    File f = File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
-    f.datasync();
-  }
-  rename_file(tmp, path);
-  sync_directory(directory_of(path));
+  replace_file(path, nlohmann::json{{"generation", m.generation}, {"seq", m.seq}}.dump() + "\n");
 }
 
 std::optional<HandoverMarker> load_handover_marker(const std::string& path) {

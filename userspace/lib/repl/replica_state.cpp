@@ -71,15 +71,7 @@ void ReplicaState::save(const std::string& path) const {
                      {"complete", promoted->complete},
                      {"committed", promoted->committed}};
   if (takeover) j["takeover"] = {{"in_sync", takeover->in_sync}};
-  std::string text = j.dump(2) + "\n";
-  std::string tmp = path + ".tmp";
-  {
-    File f = File::open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    f.write_at(std::as_bytes(std::span(text.data(), text.size())), 0);
-    f.datasync();
-  }
-  rename_file(tmp, path);
-  sync_directory(std::filesystem::path(path).parent_path().string());
+  replace_file(path, j.dump(2) + "\n");
 }
 
 }  // namespace hrl

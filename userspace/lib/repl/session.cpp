@@ -540,8 +540,9 @@ std::string PrimarySession::hand_over() {
   return "completed";
 }
 
-// A planned failover was in flight when this site's hrld stopped. The other
-// site welcomed this session as its primary's replica at this generation,
+// A planned failover lost its answer (the session broke after PROMOTE, or
+// hrld stopped). The other site welcomed this session as its primary's
+// replica at this generation,
 // so PROMOTE never took effect there (it takes sessions one at a time: the
 // session that carried PROMOTE is over). The volume stays here.
 void PrimarySession::settle_handover() {
@@ -554,7 +555,8 @@ void PrimarySession::settle_handover() {
   }
   if (dm() && !dm_open_count(opt_.dm_device)) map_again();
   remove_handover_marker(opt_.handover_marker);
-  if (opt_.log) opt_.log("the planned failover in flight when hrld stopped did not happen: the secondary is still the replica; this site stays the primary");
+  if (opt_.log) opt_.log("the planned failover whose answer was lost did not happen: the secondary is still the replica; "
+                         "this site stays the primary");
 }
 
 // The dm device a handover removed, back as it was: the volume stays here.
